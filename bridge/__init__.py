@@ -1,0 +1,1 @@
+"""pr-previews: pull-request preview deployments driven by Ansible."""

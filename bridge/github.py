@@ -1,0 +1,86 @@
+"""GitHub webhooks: signature check and the mapping of pull_request events to requests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bridge.models import PreviewRequest
+
+SIGNATURE_PREFIX = "sha256="
+
+T = TypeVar("T")
+
+DEPLOY_ACTIONS = frozenset({"opened", "reopened", "synchronize"})
+CLEANUP_ACTIONS = frozenset({"closed"})
+
+
+class PayloadError(ValueError):
+    """The body is signed but lacks a field the event needs, or has one of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event that starts nothing, with the reason sent back to GitHub."""
+
+    reason: str
+
+
+def signature_is_valid(secret: bytes, body: bytes, header: str | None) -> bool:
+    """Check X-Hub-Signature-256 (sha256=<hex HMAC-SHA256 of the raw body>) in constant time."""
+    if not header or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header.removeprefix(SIGNATURE_PREFIX))
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """Return the X-Hub-Signature-256 value GitHub would send for body."""
+    return SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest | Ignored:
+    """Map a pull_request event body to a deploy or cleanup request, or say why it is ignored.
+
+    Raises PayloadError when a field that the action needs is missing, and pydantic's
+    ValidationError when a field is present but invalid.
+    """
+    action = payload.get("action")
+    if action in DEPLOY_ACTIONS:
+        kind = "deploy"
+    elif action in CLEANUP_ACTIONS:
+        kind = "cleanup"
+    else:
+        return Ignored(f"pull_request action {action!r} starts no run")
+
+    pull_request = _object(payload, "pull_request")
+    head = _object(pull_request, "head")
+    base_repository = _object(_object(pull_request, "base"), "repo")
+    user = pull_request.get("user") or {}
+
+    return PreviewRequest(
+        action=kind,
+        number=_field(pull_request, "number", int),
+        sha=_field(head, "sha", str),
+        ref=_field(head, "ref", str),
+        author=user.get("login", "") if isinstance(user, dict) else "",
+        repository=_field(base_repository, "full_name", str),
+        delivery=delivery,
+    )
+
+
+def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise PayloadError(f"'{key}' is missing or not an object")
+    return value
+
+
+def _field(parent: dict[str, Any], key: str, kind: type[T]) -> T:
+    value = parent.get(key)
+    # bool is a subclass of int, and true is no pull request number.
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise PayloadError(f"'{key}' is missing or not of type {kind.__name__}")
+    return value

@@ -1,0 +1,123 @@
+"""Start playbook runs through ansible-runner; its artifacts are the deployment log."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import yaml
+
+from bridge.models import PreviewRequest
+from bridge.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PLAYBOOKS = {"deploy": "playbooks/deploy.yml", "cleanup": "playbooks/cleanup.yml"}
+
+
+class UnsafeText(str):
+    """A string that Ansible must never template: branch names, logins and titles."""
+
+
+def _represent_unsafe(dumper: yaml.SafeDumper, value: UnsafeText) -> yaml.Node:
+    return dumper.represent_scalar("!unsafe", str(value))
+
+
+class _ExtraVarsDumper(yaml.SafeDumper):
+    pass
+
+
+_ExtraVarsDumper.add_representer(UnsafeText, _represent_unsafe)
+
+
+def new_ident(settings: Settings, request: PreviewRequest) -> str:
+    """Name a run after its start time, its preview and its action, so idents sort by time."""
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{started}_{settings.preview_id(request.number)}_{request.action}_{secrets.token_hex(3)}"
+
+
+def extra_vars(settings: Settings, request: PreviewRequest, ident: str) -> dict[str, Any]:
+    """Return the run's extra vars; every string from the forge is marked !unsafe.
+
+    Extra vars loaded from a file are trusted by ansible-core, which would render a branch
+    named "{{ lookup('pipe', ...) }}" as a template. The !unsafe tag stops that.
+    """
+    return {
+        "previews_project": settings.project,
+        "preview_pr": request.number,
+        "preview_sha": request.sha or "",
+        "preview_ref": UnsafeText(request.ref),
+        "preview_author": UnsafeText(request.author),
+        "preview_repository": UnsafeText(request.repository),
+        "preview_run_ident": ident,
+    }
+
+
+def write_request(settings: Settings, request: PreviewRequest, ident: str) -> Path:
+    """Persist the request as the run's extra-vars file, readable by root only."""
+    settings.requests_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+    path = settings.requests_dir / f"{ident}.yml"
+    text = yaml.dump(extra_vars(settings, request, ident), Dumper=_ExtraVarsDumper)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    return path
+
+
+def run_playbook(settings: Settings, request: PreviewRequest, ident: str) -> tuple[str, int]:
+    """Run the request's playbook to the end and return ansible-runner's status and rc."""
+    extra_vars_file = write_request(settings, request, ident)
+    settings.runner_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+    logger.info("run %s started: %s of PR %s", ident, request.action, request.number)
+
+    result = ansible_runner.run(
+        private_data_dir=str(settings.runner_dir),
+        project_dir=str(settings.project_dir),
+        playbook=PLAYBOOKS[request.action],
+        inventory=str(settings.inventory),
+        ident=ident,
+        cmdline=f"-e @{extra_vars_file}",
+        envvars={"ANSIBLE_CONFIG": str(settings.project_dir / "ansible.cfg")},
+        quiet=True,
+    )
+
+    logger.info("run %s finished: status %s, rc %s", ident, result.status, result.rc)
+    return str(result.status), int(result.rc)
+
+
+class RunQueue:
+    """Runs requests in worker threads: one run at a time per preview, a global limit overall."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_runs, thread_name_prefix="run"
+        )
+        self._locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def submit(self, request: PreviewRequest) -> tuple[str, Future[tuple[str, int]]]:
+        """Queue the request and return the ident its run will have."""
+        ident = new_ident(self._settings, request)
+        future = self._executor.submit(self._run, request, ident)
+        return ident, future
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def _run(self, request: PreviewRequest, ident: str) -> tuple[str, int]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(request.number, threading.Lock())
+        with lock:
+            try:
+                return run_playbook(self._settings, request, ident)
+            except Exception:
+                logger.exception("run %s could not be started", ident)
+                raise

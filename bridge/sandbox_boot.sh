@@ -1,0 +1,49 @@
+#!/bin/sh
+# Boot the sandbox host. unshare(1) starts this script as PID 1 of fresh PID, mount,
+# cgroup and UTS namespaces; it builds the root file system and then execs systemd.
+#
+# The root is an overlay with the machine's / as its read-only lower layer and a tmpfs as
+# its upper layer, so nothing the sandbox installs or writes outlives it. The network is
+# shared, so services inside listen on the machine's loopback addresses.
+set -eu
+
+state="$1"
+
+# Mounts made below must never propagate back to the machine.
+mount --make-rprivate /
+
+mount -t tmpfs -o mode=0700 previews-sandbox "$state"
+mkdir -p "$state/upper" "$state/work" "$state/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$state/upper,workdir=$state/work" "$state/root"
+
+root="$state/root"
+mount --rbind /dev "$root/dev"
+mount --rbind /sys "$root/sys"
+mount -t proc proc "$root/proc"
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$root/run"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
+
+# A minimal boot target: the machine's multi-user.target may pull in consoles and
+# unrelated services. previews.target, which site.yml installs, holds the preview units,
+# so they come back when the sandbox boots again.
+mkdir -p "$root/etc/systemd/system"
+cat > "$root/etc/systemd/system/previews-sandbox.target" <<'UNIT'
+[Unit]
+Description=pr-previews sandbox host
+Requires=sysinit.target
+Wants=dbus.socket previews.target nginx.service
+After=sysinit.target
+AllowIsolate=yes
+UNIT
+
+hostname previews-sandbox
+echo previews-sandbox > "$root/etc/hostname"
+
+mkdir -p "$root/.oldroot"
+cd "$root"
+pivot_root . .oldroot
+umount -l /.oldroot
+rmdir /.oldroot
+
+exec env -i container=other PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    /lib/systemd/systemd --unit=previews-sandbox.target

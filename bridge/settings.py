@@ -1,0 +1,66 @@
+"""Settings of the bridge and the CLI, read from PREVIEWS_* environment variables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Values that people paste from examples; a webhook secret equal to one of them is no secret.
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "placeholder", "xxx"})
+MIN_SECRET_LENGTH = 16
+
+PROJECT_SLUG = re.compile(r"^[a-z][a-z0-9]{0,19}$")
+
+
+class Settings(BaseSettings):
+    """Everything the bridge and the CLI need to start runs and read the registry."""
+
+    model_config = SettingsConfigDict(env_prefix="PREVIEWS_", extra="ignore")
+
+    project: str = Field("demo", description="project slug; preview ids are <project>-pr<N>")
+    project_dir: Path = Field(PROJECT_DIR, description="checkout with playbooks/ and roles/")
+    inventory: Path = Field(PROJECT_DIR / "inventory" / "sandbox", description="inventory path")
+    data_dir: Path = Field(Path("/var/lib/pr-previews"), description="private state directory")
+    webhook_secret: SecretStr | None = Field(None, description="forge webhook secret")
+    max_body_bytes: int = Field(1024 * 1024, gt=0, description="largest webhook body accepted")
+    max_concurrent_runs: int = Field(2, gt=0, description="runs started at the same time")
+
+    @field_validator("project")
+    @classmethod
+    def _check_project(cls, value: str) -> str:
+        if not PROJECT_SLUG.fullmatch(value):
+            raise ValueError(
+                "must be 1 to 20 lowercase letters or digits, starting with a letter"
+            )
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"is a placeholder or shorter than {MIN_SECRET_LENGTH} characters; "
+                "generate one with 'openssl rand -hex 32'"
+            )
+        return value
+
+    @property
+    def runner_dir(self) -> Path:
+        """ansible-runner's private data directory; its artifacts are the registry."""
+        return self.data_dir / "runner"
+
+    @property
+    def requests_dir(self) -> Path:
+        """Accepted requests, one extra-vars file per run."""
+        return self.data_dir / "requests"
+
+    def preview_id(self, number: int) -> str:
+        return f"{self.project}-pr{number}"
