@@ -104,7 +104,10 @@ class Sandbox:
         init_pid = self.init_pid()
         if init_pid is None:
             raise SandboxError(MSG_NOT_RUNNING)
-        return ["nsenter", "-t", str(init_pid), "-a", f"--wd={Path.cwd()}", "--", *command]
+        # nsenter --wd would resolve the directory in the machine's mount namespace, which
+        # is a different inode from the same path on the overlay, so change it from inside.
+        return ["nsenter", "-t", str(init_pid), "-a", "--", "env", f"--chdir={Path.cwd()}",
+                *command]
 
     def run(self, command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         """Run command inside the sandbox host with stdin from /dev/null and return its result."""
@@ -147,18 +150,24 @@ class Sandbox:
         raise SandboxError(f"systemd did not start in the sandbox; see {self.boot_log}")
 
     def _wait_for_boot(self, init_pid: int) -> None:
+        # systemctl fails to connect until systemd has set up its private socket, so retry.
         argv = ["nsenter", "-t", str(init_pid), "-a", "--", "systemctl", "is-system-running",
                 "--wait"]
-        try:
+        deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
+        state = ""
+        while time.monotonic() < deadline:
             result = subprocess.run(
                 argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                 timeout=BOOT_TIMEOUT_SECONDS, check=False,
             )
-        except subprocess.TimeoutExpired as error:
-            raise SandboxError("the sandbox host did not finish booting in time") from error
-        state = result.stdout.strip()
-        if state not in {"running", "degraded"}:
-            raise SandboxError(f"the sandbox host failed to boot: systemd reports {state!r}")
+            state = result.stdout.strip()
+            if state in {"running", "degraded"}:
+                break
+            if state not in {"", "offline", "initializing", "starting"}:
+                raise SandboxError(f"the sandbox host failed to boot: systemd reports {state!r}")
+            time.sleep(0.2)
+        else:
+            raise SandboxError(f"the sandbox host did not finish booting (state {state!r})")
         if state == "degraded":
             logger.warning("the sandbox host booted with failed units (systemctl --failed)")
 
