@@ -1,7 +1,7 @@
 """The webhook bridge: verify, decide, queue a run, answer at once."""
 
-from __future__ import annotations
-
+# No "from __future__ import annotations" here: FastAPI must resolve the Annotated
+# dependencies of the routes defined inside create_app at run time.
 import json
 import logging
 from collections.abc import AsyncIterator

@@ -74,10 +74,20 @@ def _build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=_list)
 
+    demo = commands.add_parser("demo", help="run the whole lifecycle on the sandbox host")
+    demo.add_argument("--keep", action="store_true", help="leave the sandbox host running")
+    demo.set_defaults(handler=_demo)
+
     urls = commands.add_parser("urls", help="print a preview's URLs with its access token")
     urls.add_argument("number", type=int, help="pull-request number")
     urls.set_defaults(handler=_urls)
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bridge import demo
+
+    return demo.run(keep=args.keep)
 
 
 def _sandbox_up(args: argparse.Namespace) -> int:

@@ -1,173 +1,174 @@
-"""The demo lifecycle on the sandbox host, and the local origin repository it uses.
+"""The demo lifecycle on the sandbox host: provision, open, update and close a pull request.
 
-The origin is a bare repository that publishes refs/pull/<N>/head the way GitHub does, so
-the roles fetch from it exactly as from a forge. Its helpers run inside the sandbox
-(python -m bridge.demo origin ...), where the origin lives.
+Everything goes through the real path: signed webhooks to the bridge inside the sandbox,
+ansible-runner, the roles, systemd units and nginx over TLS.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import shutil
 import subprocess
-import sys
-import uuid
-from collections.abc import Sequence
+import time
+import urllib.request
 from pathlib import Path
-from typing import Any
 
+from bridge import https, origin
+from bridge.sandbox import Sandbox
 from bridge.settings import PROJECT_DIR
 
-ORIGIN = Path("/srv/previews-origin/sample-app.git")
-SAMPLE_APP = PROJECT_DIR / "examples" / "sample-app"
-SAMPLE_IGNORED = shutil.ignore_patterns("node_modules", "dist", "data")
-REPOSITORY = "example/sample-app"
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Preview Demo",
-    "GIT_AUTHOR_EMAIL": "demo@previews.test",
-    "GIT_COMMITTER_NAME": "Preview Demo",
-    "GIT_COMMITTER_EMAIL": "demo@previews.test",
-}
+VENV_BIN = PROJECT_DIR / ".venv" / "bin"
+BRIDGE_URL = "http://127.0.0.1:8700/webhooks/github"
+SECRET_FILE = "/etc/pr-previews/bridge.env"
+CA_FILE = "/etc/ssl/previews/wildcard.crt"
+RUN_TIMEOUT_SECONDS = 300.0
 
 
-def _git(work_tree: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_IDENTITY}
-    result = subprocess.run(
-        ["git", "-C", str(work_tree), *args], env=env, capture_output=True, text=True, check=True
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and why."""
+
+
+def sandbox_output(sandbox: Sandbox, command: list[str]) -> str:
+    """Run command inside the sandbox and return its stdout, or raise with its stderr."""
+    result = sandbox.run(command, capture_output=True)
+    if result.returncode != 0:
+        raise DemoError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}")
+    return str(result.stdout)
+
+
+def provision(sandbox: Sandbox) -> None:
+    """Apply site.yml to the sandbox host, printing Ansible's output."""
+    result = sandbox.run([str(VENV_BIN / "ansible-playbook"), "playbooks/site.yml"], cwd=PROJECT_DIR)
+    if result.returncode != 0:
+        raise DemoError("playbooks/site.yml failed on the sandbox host; see its output above")
+
+
+def init_origin(sandbox: Sandbox) -> None:
+    sandbox_output(sandbox, [str(VENV_BIN / "python"), "-m", "bridge.origin", "init"])
+
+
+def push(sandbox: Sandbox, number: int, message: str, files: dict[str, str | None]) -> str:
+    """Commit files on the PR's branch in the sandbox's origin and return the new head SHA."""
+    argv = [str(VENV_BIN / "python"), "-m", "bridge.origin", "push", str(number),
+            "--message", message]
+    for path, text in files.items():
+        argv += ["--remove", path] if text is None else ["--set", f"{path}={text}"]
+    return sandbox_output(sandbox, argv).strip()
+
+
+def webhook_secret(sandbox: Sandbox) -> bytes:
+    for line in sandbox_output(sandbox, ["cat", SECRET_FILE]).splitlines():
+        name, _, value = line.partition("=")
+        if name == "PREVIEWS_WEBHOOK_SECRET":
+            return value.strip().encode()
+    raise DemoError(f"{SECRET_FILE} holds no PREVIEWS_WEBHOOK_SECRET")
+
+
+def tls(sandbox: Sandbox) -> https.ssl.SSLContext:
+    return https.tls_context(sandbox_output(sandbox, ["cat", CA_FILE]))
+
+
+def deliver(secret: bytes, action: str, number: int, sha: str, ref: str) -> dict[str, object]:
+    """POST a signed pull_request delivery to the bridge and return its JSON answer."""
+    body, headers = origin.signed_delivery(
+        secret, origin.pull_request_payload(action, number, sha, ref)
     )
-    return result.stdout.strip()
+    request = urllib.request.Request(BRIDGE_URL, data=body, headers=headers, method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=30) as response:
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
 
 
-def init_origin(origin: Path = ORIGIN, source: Path = SAMPLE_APP) -> None:
-    """Create the bare origin with the sample app on its main branch; replace an old one."""
-    work = origin.with_suffix(".work")
-    for path in (origin, work):
-        shutil.rmtree(path, ignore_errors=True)
-    subprocess.run(["git", "init", "--bare", "--quiet", "-b", "main", str(origin)], check=True)
-    shutil.copytree(source, work, ignore=SAMPLE_IGNORED)
-    _git(work, "init", "--quiet", "-b", "main")
-    _git(work, "add", "--all")
-    _git(work, "commit", "--quiet", "-m", "Add the sample app")
-    _git(work, "remote", "add", "origin", str(origin))
-    _git(work, "push", "--quiet", "origin", "main")
+def previews(sandbox: Sandbox) -> dict[int, dict[str, object]]:
+    """Return the sandbox's registry, keyed by PR number."""
+    listing = json.loads(sandbox_output(sandbox, [str(VENV_BIN / "previews"), "list", "--json"]))
+    return {int(entry["number"]): entry for entry in listing}
 
 
-def push_pull_request(
-    number: int,
-    files: dict[str, str | None],
-    message: str,
-    origin: Path = ORIGIN,
-) -> str:
-    """Commit files (None removes one) on the PR's branch and publish refs/pull/<N>/head.
+def wait_for_run(sandbox: Sandbox, ident: str) -> str:
+    """Wait until the run ends and return its status (successful, failed, ...)."""
+    status_file = Path("/var/lib/pr-previews/runner/artifacts") / ident / "status"
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        result = sandbox.run(["cat", str(status_file)], capture_output=True)
+        if result.returncode == 0 and result.stdout.strip():
+            return str(result.stdout.strip())
+        time.sleep(1)
+    raise DemoError(f"run {ident} did not finish within {RUN_TIMEOUT_SECONDS:.0f} s")
 
-    Returns the new head SHA.
-    """
-    work = origin.with_suffix(".work")
-    branch = f"pr-{number}"
-    existing = _git(work, "branch", "--list", branch)
-    _git(work, "checkout", "--quiet", *([branch] if existing else ["-b", branch, "main"]))
-    for name, text in files.items():
-        path = work / name
-        if text is None:
-            path.unlink(missing_ok=True)
+
+def preview_urls(sandbox: Sandbox, number: int) -> dict[str, str]:
+    """Return each service's URL with the access token (printed by `previews urls`)."""
+    output = sandbox_output(sandbox, [str(VENV_BIN / "previews"), "urls", str(number)])
+    return dict(line.split("\t", 1) for line in output.splitlines() if "\t" in line)
+
+
+def _step(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def _deliver_and_wait(sandbox: Sandbox, secret: bytes, action: str, sha: str) -> None:
+    answer = deliver(secret, action, 1, sha, "demo-change")
+    print(f"bridge answered: {answer}")
+    status = wait_for_run(sandbox, str(answer["run"]))
+    print(f"run {answer['run']}: {status}")
+    if status != "successful":
+        log = f"/var/lib/pr-previews/runner/artifacts/{answer['run']}/stdout"
+        raise DemoError(f"the {action} run failed; its log is {log} in the sandbox")
+
+
+def _show_primary(sandbox: Sandbox, context: https.ssl.SSLContext) -> None:
+    urls = preview_urls(sandbox, 1)
+    for service, url in urls.items():
+        print(f"  {service:6} {url}")
+    primary = next(iter(urls.values()))
+    first = https.get(primary, context)
+    cookie = first.headers.get("Set-Cookie", "").split(";", 1)[0]
+    page = https.get(first.headers["Location"], context, headers={"Cookie": cookie})
+    revision = page.text.split('id="revision">', 1)[-1].split("<", 1)[0]
+    print(f"GET {primary.split('?')[0]} with the token: {first.status} -> {page.status}, "
+          f"serving {revision}")
+
+
+def run(keep: bool) -> int:
+    """Run the whole lifecycle; stop the sandbox at the end unless keep is set."""
+    sandbox = Sandbox()
+    _step("Booting the sandbox host")
+    print(f"systemd PID {sandbox.up()}")
+    try:
+        _step("Provisioning it with playbooks/site.yml")
+        provision(sandbox)
+        secret = webhook_secret(sandbox)
+        context = tls(sandbox)
+
+        _step("Publishing pull request 1 in a local origin repository")
+        init_origin(sandbox)
+        first = push(sandbox, 1, "Say hello", {"apps/web/NOTE": "hello"})
+        print(f"refs/pull/1/head is {first}")
+
+        _step("Delivering a signed pull_request 'opened' to the bridge")
+        _deliver_and_wait(sandbox, secret, "opened", first)
+        _show_primary(sandbox, context)
+
+        _step("Pushing a new commit and delivering 'synchronize'")
+        second = push(sandbox, 1, "Say hello again", {"apps/web/NOTE": "hello again"})
+        print(f"refs/pull/1/head is {second}")
+        _deliver_and_wait(sandbox, secret, "synchronize", second)
+        _show_primary(sandbox, context)
+
+        _step("Delivering 'closed'")
+        _deliver_and_wait(sandbox, secret, "closed", second)
+        gone = https.get("https://pr-1.previews.test:8443/", context)
+        print(f"GET https://pr-1.previews.test:8443/ now: {gone.status} {gone.text.strip()}")
+        print(f"active previews: {len(previews(sandbox))}")
+    except (DemoError, OSError, subprocess.SubprocessError) as error:
+        print(f"\ndemo failed: {error}")
+        return 1
+    finally:
+        if keep:
+            print("\nThe sandbox host keeps running; stop it with 'previews sandbox down'.")
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    _git(work, "add", "--all")
-    _git(work, "commit", "--quiet", "--allow-empty", "-m", message)
-    sha = _git(work, "rev-parse", "HEAD")
-    _git(work, "push", "--quiet", "--force", "origin", f"HEAD:refs/pull/{number}/head")
-    _git(work, "checkout", "--quiet", "main")
-    return sha
-
-
-def pull_request_payload(
-    action: str, number: int, sha: str, ref: str, login: str = "octocat"
-) -> dict[str, Any]:
-    """Return a pull_request webhook body with the fields and nesting GitHub sends."""
-    owner, name = REPOSITORY.split("/")
-    repository = {
-        "id": 1296269,
-        "name": name,
-        "full_name": REPOSITORY,
-        "private": False,
-        "owner": {"login": owner, "id": 1, "type": "Organization"},
-        "fork": False,
-        "clone_url": f"https://github.com/{REPOSITORY}.git",
-        "default_branch": "main",
-    }
-    user = {"login": login, "id": 583231, "type": "User"}
-    return {
-        "action": action,
-        "number": number,
-        "pull_request": {
-            "url": f"https://api.github.com/repos/{REPOSITORY}/pulls/{number}",
-            "id": 1000 + number,
-            "number": number,
-            "state": "closed" if action == "closed" else "open",
-            "title": f"Demo change {number}",
-            "user": user,
-            "author_association": "MEMBER",
-            "merged": False,
-            "head": {"label": f"{owner}:{ref}", "ref": ref, "sha": sha, "user": user,
-                     "repo": repository},
-            "base": {"label": f"{owner}:main", "ref": "main", "sha": "0" * 40,
-                     "user": repository["owner"], "repo": repository},
-        },
-        "repository": repository,
-        "sender": user,
-    }
-
-
-def signed_delivery(
-    secret: bytes, payload: dict[str, Any], event: str = "pull_request"
-) -> tuple[bytes, dict[str, str]]:
-    """Return the body and headers of a delivery signed like GitHub's."""
-    from bridge.github import sign
-
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "GitHub-Hookshot/demo",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-Hub-Signature-256": sign(secret, body),
-    }
-    return body, headers
-
-
-def _origin_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge.demo origin")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("init", help="create the origin with the sample app")
-    push = commands.add_parser("push", help="commit on a PR branch and publish its head")
-    push.add_argument("number", type=int)
-    push.add_argument("--message", default="Update the demo")
-    push.add_argument("--set", action="append", default=[], metavar="PATH=TEXT",
-                      help="write TEXT to PATH in the commit")
-    push.add_argument("--remove", action="append", default=[], metavar="PATH",
-                      help="remove PATH in the commit")
-    args = parser.parse_args(argv)
-    if args.command == "init":
-        init_origin()
-        return 0
-    files: dict[str, str | None] = {path: None for path in args.remove}
-    for item in args.set:
-        path, _, text = item.partition("=")
-        files[path] = text
-    print(push_pull_request(args.number, files, args.message))
+            _step("Stopping the sandbox host")
+            sandbox.down()
+    print("\nDemo finished: opened, updated and closed a preview.")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["origin"]:
-        return _origin_command(args[1:])
-    print("usage: python -m bridge.demo origin {init,push} ...", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

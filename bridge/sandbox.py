@@ -99,21 +99,24 @@ class Sandbox:
             _wait_for_exit(launcher_pid, 10.0)
         self._remove_state()
 
-    def exec_argv(self, command: list[str]) -> list[str]:
-        """Return the argv that runs command inside the sandbox host, in the current directory."""
+    def exec_argv(self, command: list[str], cwd: Path | None = None) -> list[str]:
+        """Return the argv that runs command inside the sandbox host, in cwd or the current
+        directory."""
         init_pid = self.init_pid()
         if init_pid is None:
             raise SandboxError(MSG_NOT_RUNNING)
         # nsenter --wd would resolve the directory in the machine's mount namespace, which
         # is a different inode from the same path on the overlay, so change it from inside.
-        return ["nsenter", "-t", str(init_pid), "-a", "--", "env", f"--chdir={Path.cwd()}",
+        return ["nsenter", "-t", str(init_pid), "-a", "--", "env", f"--chdir={cwd or Path.cwd()}",
                 *command]
 
-    def run(self, command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, command: list[str], cwd: Path | None = None, **kwargs: object
+    ) -> subprocess.CompletedProcess[str]:
         """Run command inside the sandbox host with stdin from /dev/null and return its result."""
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         kwargs.setdefault("text", True)
-        return subprocess.run(self.exec_argv(command), check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
+        return subprocess.run(self.exec_argv(command, cwd), check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
 
     def _spawn_launcher(self, script: Path) -> int:
         # posix_spawn rather than subprocess.Popen: the launcher outlives this process,
