@@ -4,11 +4,12 @@
 # dependencies of the routes defined inside create_app at run time.
 import json
 import logging
+from http import HTTPStatus
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         body = await _read_capped(request, settings.max_body_bytes)
         if not github.signature_is_valid(secret, body, x_hub_signature_256):
             logger.warning("rejected a webhook with a missing or invalid signature")
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or missing signature")
+            raise HTTPException(HTTPStatus.UNAUTHORIZED, "invalid or missing signature")
         return body
 
     @app.get("/healthz")
@@ -69,10 +70,10 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         try:
             decision = github.parse_pull_request(payload, x_github_delivery)
         except github.PayloadError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+            raise HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from error
         except ValidationError as error:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, _describe(error)
+                HTTPStatus.UNPROCESSABLE_ENTITY, _describe(error)
             ) from error
         if isinstance(decision, github.Ignored):
             return _ignored(decision.reason)
@@ -84,7 +85,7 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         )
         return JSONResponse(
             {"status": "accepted", "action": decision.action, "run": ident},
-            status_code=status.HTTP_202_ACCEPTED,
+            status_code=HTTPStatus.ACCEPTED,
         )
 
     return app
@@ -93,14 +94,14 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
 async def _read_capped(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
+        raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes"
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes"
             )
         chunks.append(chunk)
     return b"".join(chunks)
@@ -110,14 +111,14 @@ def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not valid JSON") from error
+        raise HTTPException(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from error
     if not isinstance(payload, dict):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not a JSON object")
+        raise HTTPException(HTTPStatus.BAD_REQUEST, "body is not a JSON object")
     return payload
 
 
 def _ignored(reason: str) -> JSONResponse:
-    return JSONResponse({"status": "ignored", "reason": reason}, status_code=status.HTTP_200_OK)
+    return JSONResponse({"status": "ignored", "reason": reason}, status_code=HTTPStatus.OK)
 
 
 def _describe(error: ValidationError) -> str:

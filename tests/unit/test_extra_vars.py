@@ -1,0 +1,60 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.models import PreviewRequest
+from bridge.runner import write_request
+from bridge.settings import Settings
+
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.set_stats:
+        data: {ref: "{{ preview_ref }}", author: "{{ preview_author }}"}
+    - ansible.builtin.copy:
+        content: "{{ preview_ref }}"
+        dest: "{{ out }}"
+        mode: "0600"
+"""
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "{{lookup('pipe','touch${IFS}CANARY')}}",
+        "{%if(lookup('pipe','touch${IFS}CANARY'))%}{%endif%}",
+    ],
+)
+def test_forge_strings_are_never_templated(tmp_path, ref):
+    canary = tmp_path / "canary"
+    ref = ref.replace("CANARY", str(canary))
+    settings = Settings(data_dir=tmp_path)
+    request = PreviewRequest(action="deploy", number=1, sha="a" * 40, ref=ref)
+    extra_vars = write_request(settings, request, "run-1")
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(PLAYBOOK)
+    out = tmp_path / "out"
+
+    result = subprocess.run(
+        [Path(sys.executable).with_name("ansible-playbook"), "-i", "localhost,", "-c", "local",
+         str(playbook), "-e", f"@{extra_vars}", "-e", f"out={out}",
+         "-e", f"ansible_python_interpreter={sys.executable}"],
+        capture_output=True, text=True, check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not canary.exists()
+    assert out.read_text() == ref
+
+
+def test_request_file_is_private(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    request = PreviewRequest(action="cleanup", number=3)
+
+    path = write_request(settings, request, "run-2")
+
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "preview_pr: 3" in path.read_text()

@@ -1,0 +1,113 @@
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bridge import github
+from bridge.models import PreviewRequest
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "github"
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def test_signature_vector_verifies():
+    delivery = load("pull_request.closed.delivery.json")
+    body = (FIXTURES / "pull_request.closed.delivery.raw-body.json").read_bytes()
+    header = delivery["headers"]["X-Hub-Signature-256"]
+
+    assert github.signature_is_valid(b"abc123", body, header)
+
+
+@pytest.mark.parametrize(
+    ("secret", "body_suffix", "header"),
+    [
+        (b"abc124", b"", "keep"),
+        (b"abc123", b" ", "keep"),
+        (b"abc123", b"", None),
+        (b"abc123", b"", ""),
+        (b"abc123", b"", "sha1=de2e98ffa98db839b50abd0a43458aab9980747a"),
+        (b"abc123", b"", "sha256="),
+    ],
+    ids=["wrong-secret", "changed-body", "missing", "empty", "sha1-only", "empty-digest"],
+)
+def test_signature_rejected(secret, body_suffix, header):
+    delivery = load("pull_request.closed.delivery.json")
+    body = (FIXTURES / "pull_request.closed.delivery.raw-body.json").read_bytes() + body_suffix
+    if header == "keep":
+        header = delivery["headers"]["X-Hub-Signature-256"]
+
+    assert not github.signature_is_valid(secret, body, header)
+
+
+def test_sign_matches_vector():
+    delivery = load("pull_request.closed.delivery.json")
+    body = (FIXTURES / "pull_request.closed.delivery.raw-body.json").read_bytes()
+
+    assert github.sign(b"abc123", body) == delivery["headers"]["X-Hub-Signature-256"]
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "number", "sha", "ref"),
+    [
+        ("pull_request.opened.json", "deploy", 2, "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes"),
+        ("pull_request.synchronize.json", "deploy", 2, "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes"),
+        ("pull_request.reopened.json", "deploy", 2, "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes"),
+        ("pull_request.closed.json", "cleanup", 2, "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes"),
+        ("pull_request.closed.merged.json", "cleanup", 62, "c88b9ee719285134957cbc698c9b7ef9b78007bf", "anbraten-patch-3"),
+        ("pull_request.opened.fork.json", "deploy", 342, "528b803be6f93e19ca4130bf4976f2800a3004c4", "master"),
+    ],
+)
+def test_parse_fixture(name, action, number, sha, ref):
+    request = github.parse_pull_request(load(name), "delivery-1")
+
+    assert isinstance(request, PreviewRequest)
+    assert request.action == action
+    assert request.number == number
+    assert request.sha == sha
+    assert request.ref == ref
+
+
+def test_parse_delivery_body():
+    body = load("pull_request.closed.delivery.json")["body"]
+
+    request = github.parse_pull_request(body, "ebfa5590-4d78-11ee-9662-d5d5634b1601")
+
+    assert isinstance(request, PreviewRequest)
+    assert request.action == "cleanup"
+    assert request.number == 14
+    assert request.repository == "taskcluster/tc-dev-integration-test"
+
+
+def test_parse_labeled_is_ignored():
+    decision = github.parse_pull_request(load("pull_request.labeled.json"), "")
+
+    assert isinstance(decision, github.Ignored)
+    assert "labeled" in decision.reason
+
+
+def test_parse_missing_head():
+    payload = load("pull_request.opened.json")
+    del payload["pull_request"]["head"]
+
+    with pytest.raises(github.PayloadError, match="head"):
+        github.parse_pull_request(payload, "")
+
+
+def test_parse_number_of_wrong_type():
+    payload = load("pull_request.opened.json")
+    payload["pull_request"]["number"] = True
+
+    with pytest.raises(github.PayloadError, match="number"):
+        github.parse_pull_request(payload, "")
+
+
+def test_parse_invalid_sha():
+    payload = load("pull_request.opened.json")
+    payload["pull_request"]["head"]["sha"] = "$(touch /tmp/canary)"
+
+    with pytest.raises(ValidationError, match="sha"):
+        github.parse_pull_request(payload, "")

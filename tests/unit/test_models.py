@@ -1,0 +1,84 @@
+import pytest
+from pydantic import ValidationError
+
+from bridge.models import PreviewRequest, ref_name_error
+
+SHA1 = "a" * 40
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["main", "feature/login", "fix-1.2", "user/x_y", "ünïcode", "a" * 255, "{{x}}", "it's", "$(id)"],
+)
+def test_ref_valid(ref):
+    assert ref_name_error(ref) is None
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "",
+        "a" * 256,
+        "has space",
+        "tab\there",
+        "new\nline",
+        "a..b",
+        "a@{b",
+        "a//b",
+        "ends/",
+        "ends.",
+        "@",
+        ".hidden",
+        "dir/.hidden",
+        "x.lock",
+        "dir/x.lock/y",
+        "tilde~1",
+        "caret^",
+        "colon:",
+        "question?",
+        "star*",
+        "bracket[",
+        "back\\slash",
+        "del\x7f",
+    ],
+)
+def test_ref_invalid(ref):
+    assert ref_name_error(ref) is not None
+
+
+@pytest.mark.parametrize("sha", [SHA1, "0123456789abcdef" * 4])
+def test_sha_valid(sha):
+    assert PreviewRequest(action="deploy", number=1, sha=sha).sha == sha
+
+
+@pytest.mark.parametrize("sha", ["A" * 40, "a" * 39, "a" * 41, "g" * 40, "", "a" * 40 + "\n"])
+def test_sha_invalid(sha):
+    with pytest.raises(ValidationError, match="sha"):
+        PreviewRequest(action="deploy", number=1, sha=sha)
+
+
+@pytest.mark.parametrize("number", [0, -1, 10_000_000])
+def test_number_out_of_range(number):
+    with pytest.raises(ValidationError, match="number"):
+        PreviewRequest(action="cleanup", number=number)
+
+
+@pytest.mark.parametrize("login", ["octocat", "a", "dependabot[bot]", "a-b-c", "x" * 39])
+def test_login_valid(login):
+    assert PreviewRequest(action="cleanup", number=1, author=login).author == login
+
+
+@pytest.mark.parametrize("login", ["-lead", "trail-", "dou--ble", "x" * 40, "sp ace", "a;b", "é"])
+def test_login_invalid(login):
+    with pytest.raises(ValidationError, match="author"):
+        PreviewRequest(action="cleanup", number=1, author=login)
+
+
+def test_deploy_needs_sha():
+    with pytest.raises(ValidationError, match="head SHA"):
+        PreviewRequest(action="deploy", number=1)
+
+
+def test_repository_invalid():
+    with pytest.raises(ValidationError, match="repository"):
+        PreviewRequest(action="cleanup", number=1, repository="no-slash")
