@@ -4,9 +4,9 @@
 # dependencies of the routes defined inside create_app at run time.
 import json
 import logging
-from http import HTTPStatus
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
@@ -20,7 +20,8 @@ from bridge.settings import Settings
 logger = logging.getLogger(__name__)
 
 MSG_NO_SECRET = (
-    "PREVIEWS_WEBHOOK_SECRET is not set: the bridge cannot verify webhooks without it"
+    "PREVIEWS_WEBHOOK_SECRET is not set: "  # noqa: S105 - an error message, not a secret
+    "the bridge cannot verify webhooks without it"
 )
 
 
@@ -72,16 +73,17 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         except github.PayloadError as error:
             raise HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from error
         except ValidationError as error:
-            raise HTTPException(
-                HTTPStatus.UNPROCESSABLE_ENTITY, _describe(error)
-            ) from error
+            raise HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, _describe(error)) from error
         if isinstance(decision, github.Ignored):
             return _ignored(decision.reason)
 
         ident, _ = run_queue.submit(decision)
         logger.info(
             "delivery %s accepted: %s of PR %s as run %s",
-            x_github_delivery or "-", decision.action, decision.number, ident,
+            x_github_delivery or "-",
+            decision.action,
+            decision.number,
+            ident,
         )
         return JSONResponse(
             {"status": "accepted", "action": decision.action, "run": ident},
@@ -100,9 +102,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes"
-            )
+            raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -28,7 +28,9 @@ EXIT_NOT_RUNNING = 3
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.handler(args))
     except (SandboxError, ValidationError, RuntimeError) as error:
@@ -143,7 +145,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 def _run_now(request: PreviewRequest) -> int:
     settings = Settings()
     ident = new_ident(settings, request)
-    status, rc = run_playbook(settings, request, ident)
+    status, _rc = run_playbook(settings, request, ident)
     print(f"run {ident}: {status}")
     print(f"log: {settings.runner_dir / 'artifacts' / ident / 'stdout'}")
     return 0 if status == "successful" else EXIT_FAILURE

@@ -7,6 +7,7 @@ ansible-runner, the roles, systemd units and nginx over TLS.
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -18,7 +19,7 @@ from bridge.settings import PROJECT_DIR
 
 VENV_BIN = PROJECT_DIR / ".venv" / "bin"
 BRIDGE_URL = "http://127.0.0.1:8700/webhooks/github"
-SECRET_FILE = "/etc/pr-previews/bridge.env"
+SECRET_FILE = "/etc/pr-previews/bridge.env"  # noqa: S105 - a path, not a secret
 CA_FILE = "/etc/ssl/previews/wildcard.crt"
 RUN_TIMEOUT_SECONDS = 300.0
 
@@ -31,13 +32,17 @@ def sandbox_output(sandbox: Sandbox, command: list[str]) -> str:
     """Run command inside the sandbox and return its stdout, or raise with its stderr."""
     result = sandbox.run(command, capture_output=True)
     if result.returncode != 0:
-        raise DemoError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}")
+        raise DemoError(
+            f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}"
+        )
     return str(result.stdout)
 
 
 def provision(sandbox: Sandbox) -> None:
     """Apply site.yml to the sandbox host, printing Ansible's output."""
-    result = sandbox.run([str(VENV_BIN / "ansible-playbook"), "playbooks/site.yml"], cwd=PROJECT_DIR)
+    result = sandbox.run(
+        [str(VENV_BIN / "ansible-playbook"), "playbooks/site.yml"], cwd=PROJECT_DIR
+    )
     if result.returncode != 0:
         raise DemoError("playbooks/site.yml failed on the sandbox host; see its output above")
 
@@ -48,8 +53,15 @@ def init_origin(sandbox: Sandbox) -> None:
 
 def push(sandbox: Sandbox, number: int, message: str, files: dict[str, str | None]) -> str:
     """Commit files on the PR's branch in the sandbox's origin and return the new head SHA."""
-    argv = [str(VENV_BIN / "python"), "-m", "bridge.origin", "push", str(number),
-            "--message", message]
+    argv = [
+        str(VENV_BIN / "python"),
+        "-m",
+        "bridge.origin",
+        "push",
+        str(number),
+        "--message",
+        message,
+    ]
     for path, text in files.items():
         argv += ["--remove", path] if text is None else ["--set", f"{path}={text}"]
     return sandbox_output(sandbox, argv).strip()
@@ -63,7 +75,7 @@ def webhook_secret(sandbox: Sandbox) -> bytes:
     raise DemoError(f"{SECRET_FILE} holds no PREVIEWS_WEBHOOK_SECRET")
 
 
-def tls(sandbox: Sandbox) -> https.ssl.SSLContext:
+def tls(sandbox: Sandbox) -> ssl.SSLContext:
     return https.tls_context(sandbox_output(sandbox, ["cat", CA_FILE]))
 
 
@@ -117,7 +129,7 @@ def _deliver_and_wait(sandbox: Sandbox, secret: bytes, action: str, sha: str) ->
         raise DemoError(f"the {action} run failed; its log is {log} in the sandbox")
 
 
-def _show_primary(sandbox: Sandbox, context: https.ssl.SSLContext) -> None:
+def _show_primary(sandbox: Sandbox, context: ssl.SSLContext) -> None:
     urls = preview_urls(sandbox, 1)
     for service, url in urls.items():
         print(f"  {service:6} {url}")
@@ -126,8 +138,10 @@ def _show_primary(sandbox: Sandbox, context: https.ssl.SSLContext) -> None:
     cookie = first.headers.get("Set-Cookie", "").split(";", 1)[0]
     page = https.get(first.headers["Location"], context, headers={"Cookie": cookie})
     revision = page.text.split('id="revision">', 1)[-1].split("<", 1)[0]
-    print(f"GET {primary.split('?')[0]} with the token: {first.status} -> {page.status}, "
-          f"serving {revision}")
+    print(
+        f"GET {primary.split('?')[0]} with the token: {first.status} -> {page.status}, "
+        f"serving {revision}"
+    )
 
 
 def run(keep: bool) -> int:

@@ -111,10 +111,20 @@ def pull_request_payload(
             "user": user,
             "author_association": "MEMBER",
             "merged": False,
-            "head": {"label": f"{owner}:{ref}", "ref": ref, "sha": sha, "user": user,
-                     "repo": repository},
-            "base": {"label": f"{owner}:main", "ref": "main", "sha": "0" * 40,
-                     "user": repository["owner"], "repo": repository},
+            "head": {
+                "label": f"{owner}:{ref}",
+                "ref": ref,
+                "sha": sha,
+                "user": user,
+                "repo": repository,
+            },
+            "base": {
+                "label": f"{owner}:main",
+                "ref": "main",
+                "sha": "0" * 40,
+                "user": repository["owner"],
+                "repo": repository,
+            },
         },
         "repository": repository,
         "sender": user,
@@ -145,10 +155,16 @@ def _origin_command(argv: Sequence[str]) -> int:
     push = commands.add_parser("push", help="commit on a PR branch and publish its head")
     push.add_argument("number", type=int)
     push.add_argument("--message", default="Update the demo")
-    push.add_argument("--set", action="append", default=[], metavar="PATH=TEXT",
-                      help="write TEXT to PATH in the commit")
-    push.add_argument("--remove", action="append", default=[], metavar="PATH",
-                      help="remove PATH in the commit")
+    push.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=TEXT",
+        help="write TEXT to PATH in the commit",
+    )
+    push.add_argument(
+        "--remove", action="append", default=[], metavar="PATH", help="remove PATH in the commit"
+    )
     args = parser.parse_args(argv)
     if args.command == "init":
         init_origin()

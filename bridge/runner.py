@@ -40,7 +40,9 @@ _ExtraVarsDumper.add_representer(UnsafeText, _represent_unsafe)
 def new_ident(settings: Settings, request: PreviewRequest) -> str:
     """Name a run after its start time, its preview and its action, so idents sort by time."""
     started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{started}_{settings.preview_id(request.number)}_{request.action}_{secrets.token_hex(3)}"
+    return (
+        f"{started}_{settings.preview_id(request.number)}_{request.action}_{secrets.token_hex(3)}"
+    )
 
 
 def extra_vars(settings: Settings, request: PreviewRequest, ident: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ its nginx and its services answer on the machine's loopback addresses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -107,8 +108,16 @@ class Sandbox:
             raise SandboxError(MSG_NOT_RUNNING)
         # nsenter --wd would resolve the directory in the machine's mount namespace, which
         # is a different inode from the same path on the overlay, so change it from inside.
-        return ["nsenter", "-t", str(init_pid), "-a", "--", "env", f"--chdir={cwd or Path.cwd()}",
-                *command]
+        return [
+            "nsenter",
+            "-t",
+            str(init_pid),
+            "-a",
+            "--",
+            "env",
+            f"--chdir={cwd or Path.cwd()}",
+            *command,
+        ]
 
     def run(
         self, command: list[str], cwd: Path | None = None, **kwargs: object
@@ -122,8 +131,17 @@ class Sandbox:
         # posix_spawn rather than subprocess.Popen: the launcher outlives this process,
         # and a Popen object would warn that its child is still running.
         argv = [
-            "unshare", "--pid", "--fork", "--mount", "--cgroup", "--uts", "--kill-child",
-            "--", "/bin/sh", str(script), str(self._mount_point),
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount",
+            "--cgroup",
+            "--uts",
+            "--kill-child",
+            "--",
+            "/bin/sh",
+            str(script),
+            str(self._mount_point),
         ]
         log_fd = os.open(self.boot_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -154,14 +172,26 @@ class Sandbox:
 
     def _wait_for_boot(self, init_pid: int) -> None:
         # systemctl fails to connect until systemd has set up its private socket, so retry.
-        argv = ["nsenter", "-t", str(init_pid), "-a", "--", "systemctl", "is-system-running",
-                "--wait"]
+        argv = [
+            "nsenter",
+            "-t",
+            str(init_pid),
+            "-a",
+            "--",
+            "systemctl",
+            "is-system-running",
+            "--wait",
+        ]
         deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
         state = ""
         while time.monotonic() < deadline:
             result = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                timeout=BOOT_TIMEOUT_SECONDS, check=False,
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=BOOT_TIMEOUT_SECONDS,
+                check=False,
             )
             state = result.stdout.strip()
             if state in {"running", "degraded"}:
@@ -213,10 +243,8 @@ def _children(pid: int) -> list[int]:
 def _has_exited(pid: int) -> bool:
     # The launcher is this process's child when it was started here, so reap it: a zombie
     # still has a /proc entry.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     return not Path(f"/proc/{pid}").exists()
 
 

@@ -34,9 +34,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_project(cls, value: str) -> str:
         if not PROJECT_SLUG.fullmatch(value):
-            raise ValueError(
-                "must be 1 to 20 lowercase letters or digits, starting with a letter"
-            )
+            raise ValueError("must be 1 to 20 lowercase letters or digits, starting with a letter")
         return value
 
     @field_validator("webhook_secret")

@@ -74,7 +74,8 @@ class Host:
         """Run ansible-playbook by hand in the sandbox; return rc, the recap and the output."""
         result = self.sandbox.run(
             [str(demo.VENV_BIN / "ansible-playbook"), *args],
-            cwd=Path(__file__).parents[2], capture_output=True,
+            cwd=Path(__file__).parents[2],
+            capture_output=True,
         )
         recap = {}
         for line in result.stdout.splitlines():
@@ -90,7 +91,8 @@ def host():
     busy = [f"{port} ({user})" for port, user in PORTS_USED.items() if _port_in_use(port)]
     if busy:
         pytest.fail(
-            "ports the sandbox host needs are in use: " + ", ".join(busy)
+            "ports the sandbox host needs are in use: "
+            + ", ".join(busy)
             + "; stop the other sandbox with 'previews sandbox down'"
         )
 

@@ -100,7 +100,10 @@ def connect_websocket(host, cookie: str | None):
     headers = {"Cookie": cookie} if cookie else {}
     return websockets.sync.client.connect(
         "wss://pr-1-chat.previews.test:8443/ws",
-        sock=sock, ssl=host.context, additional_headers=headers, open_timeout=10,
+        sock=sock,
+        ssl=host.context,
+        additional_headers=headers,
+        open_timeout=10,
     )
 
 
@@ -181,7 +184,13 @@ def test_same_sha_again_changes_nothing(host, first):
 
 def test_check_diff_runs_clean(host, first):
     rc, recap, output = host.playbook(
-        "playbooks/deploy.yml", "--check", "--diff", "-e", "preview_pr=1", "-e", f"preview_sha={first}"
+        "playbooks/deploy.yml",
+        "--check",
+        "--diff",
+        "-e",
+        "preview_pr=1",
+        "-e",
+        f"preview_sha={first}",
     )
 
     assert rc == 0, output
@@ -261,9 +270,20 @@ def test_closed_leaves_nothing(host):
 
     assert status == "successful"
     assert 4 not in host.previews()
-    assert host.run("sh", "-c", "ls /etc/systemd/system | grep -c '^demo-pr4-' || true").strip() == "0"
-    assert "demo-pr4" not in host.run("systemctl", "list-units", "--all", "--no-legend", "demo-pr4-*")
-    assert host.run("sh", "-c", "ls /etc/nginx/previews.d /var/lib/pr-previews/ports /var/lib/pr-previews/tokens /srv/previews").count("demo-pr4") == 0
+    assert (
+        host.run("sh", "-c", "ls /etc/systemd/system | grep -c '^demo-pr4-' || true").strip() == "0"
+    )
+    assert "demo-pr4" not in host.run(
+        "systemctl", "list-units", "--all", "--no-legend", "demo-pr4-*"
+    )
+    assert (
+        host.run(
+            "sh",
+            "-c",
+            "ls /etc/nginx/previews.d /var/lib/pr-previews/ports /var/lib/pr-previews/tokens /srv/previews",
+        ).count("demo-pr4")
+        == 0
+    )
     listening = host.run("ss", "-Htln")
     for port in ports.values():
         assert f":{port} " not in listening

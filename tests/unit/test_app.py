@@ -83,7 +83,9 @@ def test_webhook_closed_starts_cleanup(client, queue):
 
 
 def test_webhook_bad_signature(client, queue):
-    response = post(client, fixture("pull_request.opened.json"), secret="another-secret-of-32-characters!")
+    response = post(
+        client, fixture("pull_request.opened.json"), secret="another-secret-of-32-characters!"
+    )
 
     assert response.status_code == 401
     assert queue.requests == []

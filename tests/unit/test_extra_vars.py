@@ -39,10 +39,23 @@ def test_forge_strings_are_never_templated(tmp_path, ref):
     out = tmp_path / "out"
 
     result = subprocess.run(
-        [Path(sys.executable).with_name("ansible-playbook"), "-i", "localhost,", "-c", "local",
-         str(playbook), "-e", f"@{extra_vars}", "-e", f"out={out}",
-         "-e", f"ansible_python_interpreter={sys.executable}"],
-        capture_output=True, text=True, check=False,
+        [
+            Path(sys.executable).with_name("ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(playbook),
+            "-e",
+            f"@{extra_vars}",
+            "-e",
+            f"out={out}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

@@ -53,12 +53,48 @@ def test_sign_matches_vector():
 @pytest.mark.parametrize(
     ("name", "action", "number", "sha", "ref"),
     [
-        ("pull_request.opened.json", "deploy", 2, "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes"),
-        ("pull_request.synchronize.json", "deploy", 2, "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes"),
-        ("pull_request.reopened.json", "deploy", 2, "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes"),
-        ("pull_request.closed.json", "cleanup", 2, "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "changes"),
-        ("pull_request.closed.merged.json", "cleanup", 62, "c88b9ee719285134957cbc698c9b7ef9b78007bf", "anbraten-patch-3"),
-        ("pull_request.opened.fork.json", "deploy", 342, "528b803be6f93e19ca4130bf4976f2800a3004c4", "master"),
+        (
+            "pull_request.opened.json",
+            "deploy",
+            2,
+            "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+            "changes",
+        ),
+        (
+            "pull_request.synchronize.json",
+            "deploy",
+            2,
+            "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+            "changes",
+        ),
+        (
+            "pull_request.reopened.json",
+            "deploy",
+            2,
+            "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+            "changes",
+        ),
+        (
+            "pull_request.closed.json",
+            "cleanup",
+            2,
+            "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+            "changes",
+        ),
+        (
+            "pull_request.closed.merged.json",
+            "cleanup",
+            62,
+            "c88b9ee719285134957cbc698c9b7ef9b78007bf",
+            "anbraten-patch-3",
+        ),
+        (
+            "pull_request.opened.fork.json",
+            "deploy",
+            342,
+            "528b803be6f93e19ca4130bf4976f2800a3004c4",
+            "master",
+        ),
     ],
 )
 def test_parse_fixture(name, action, number, sha, ref):

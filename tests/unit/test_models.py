@@ -8,7 +8,17 @@ SHA1 = "a" * 40
 
 @pytest.mark.parametrize(
     "ref",
-    ["main", "feature/login", "fix-1.2", "user/x_y", "ünïcode", "a" * 255, "{{x}}", "it's", "$(id)"],
+    [
+        "main",
+        "feature/login",
+        "fix-1.2",
+        "user/x_y",
+        "ünïcode",
+        "a" * 255,
+        "{{x}}",
+        "it's",
+        "$(id)",
+    ],
 )
 def test_ref_valid(ref):
     assert ref_name_error(ref) is None

@@ -28,15 +28,31 @@ def write_run(root: Path, ident: str, status: str | None, facts: dict) -> None:
 
 
 def facts(action, number=1, sha=SHA1, time="2026-01-01T00:00:00Z", **extra):
-    return {"id": f"demo-pr{number}", "number": number, "action": action, "sha": sha,
-            "ref": "feature", "author": "octocat", "time": time, **extra}
+    return {
+        "id": f"demo-pr{number}",
+        "number": number,
+        "action": action,
+        "sha": sha,
+        "ref": "feature",
+        "author": "octocat",
+        "time": time,
+        **extra,
+    }
 
 
 def test_fold_deploy_then_update(tmp_path):
-    write_run(tmp_path, "20260101T000000Z_demo-pr1_deploy_a", "successful",
-              facts("deploy", urls={"web": "https://pr-1.x/"}))
-    write_run(tmp_path, "20260102T000000Z_demo-pr1_deploy_b", "successful",
-              facts("deploy", sha=SHA2, time="2026-01-02T00:00:00Z"))
+    write_run(
+        tmp_path,
+        "20260101T000000Z_demo-pr1_deploy_a",
+        "successful",
+        facts("deploy", urls={"web": "https://pr-1.x/"}),
+    )
+    write_run(
+        tmp_path,
+        "20260102T000000Z_demo-pr1_deploy_b",
+        "successful",
+        facts("deploy", sha=SHA2, time="2026-01-02T00:00:00Z"),
+    )
 
     [preview] = registry.list_previews(tmp_path)
 
@@ -48,8 +64,7 @@ def test_fold_deploy_then_update(tmp_path):
 
 def test_fold_failed_update_keeps_served_sha(tmp_path):
     write_run(tmp_path, "20260101T000000Z_demo-pr1_deploy_a", "successful", facts("deploy"))
-    write_run(tmp_path, "20260102T000000Z_demo-pr1_deploy_b", "failed",
-              facts("deploy", sha=SHA2))
+    write_run(tmp_path, "20260102T000000Z_demo-pr1_deploy_b", "failed", facts("deploy", sha=SHA2))
 
     [preview] = registry.list_previews(tmp_path)
 
@@ -76,7 +91,9 @@ def test_fold_running_deploy(tmp_path):
 
 def test_fold_cleanup_removes(tmp_path):
     write_run(tmp_path, "20260101T000000Z_demo-pr1_deploy_a", "successful", facts("deploy"))
-    write_run(tmp_path, "20260101T000000Z_demo-pr2_deploy_a", "successful", facts("deploy", number=2))
+    write_run(
+        tmp_path, "20260101T000000Z_demo-pr2_deploy_a", "successful", facts("deploy", number=2)
+    )
     write_run(tmp_path, "20260102T000000Z_demo-pr1_cleanup_b", "successful", facts("cleanup"))
 
     previews = registry.list_previews(tmp_path)
@@ -93,7 +110,9 @@ def test_fold_failed_cleanup_keeps(tmp_path):
 
 def test_runs_without_facts_are_skipped(tmp_path):
     (tmp_path / "artifacts" / "20260101T000000Z_demo-pr1_deploy_a").mkdir(parents=True)
-    write_run(tmp_path, "20260102T000000Z_demo-pr2_deploy_a", "successful", facts("deploy", number=2))
+    write_run(
+        tmp_path, "20260102T000000Z_demo-pr2_deploy_a", "successful", facts("deploy", number=2)
+    )
 
     assert [preview.number for preview in registry.list_previews(tmp_path)] == [2]
 

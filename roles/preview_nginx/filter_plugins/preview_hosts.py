@@ -15,7 +15,9 @@ def preview_hosts(services: list[dict[str, Any]], number: int, domain: str) -> d
     return hosts
 
 
-def preview_urls(services: list[dict[str, Any]], number: int, domain: str, port: int) -> dict[str, str]:
+def preview_urls(
+    services: list[dict[str, Any]], number: int, domain: str, port: int
+) -> dict[str, str]:
     """Return the HTTPS URL of each service; port 443 is left out."""
     suffix = "" if int(port) == 443 else f":{int(port)}"
     return {

@@ -44,7 +44,9 @@ JOURNAL_LINES = 40
 def unit_state(unit):
     return subprocess.run(
         ["systemctl", "show", "--property=ActiveState", "--value", "--", unit],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
 
 
@@ -60,9 +62,17 @@ def answers(port, path):
 
 def journal(unit):
     return subprocess.run(
-        ["journalctl", "--no-pager", "--output=short-iso", f"--lines={JOURNAL_LINES}",
-         "--unit", unit],
-        capture_output=True, text=True, check=False,
+        [
+            "journalctl",
+            "--no-pager",
+            "--output=short-iso",
+            f"--lines={JOURNAL_LINES}",
+            "--unit",
+            unit,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
 
 
@@ -95,8 +105,7 @@ def main():
             state = unit_state(unit)
             if state == "failed":
                 module.fail_json(
-                    msg=f"{unit} failed to start; its journal:\n"
-                    + journal(unit),
+                    msg=f"{unit} failed to start; its journal:\n" + journal(unit),
                     unit=unit,
                 )
             if state == "active" and answers(service["port"], service["path"]):
@@ -105,8 +114,9 @@ def main():
             break
         if time.monotonic() > deadline:
             unit = next(iter(pending))
+            check = pending[unit]
             module.fail_json(
-                msg=f"{unit} did not answer {pending[unit]['path']} on port {pending[unit]['port']} "
+                msg=f"{unit} did not answer {check['path']} on port {check['port']} "
                 f"within {params['timeout']} s; its journal:\n" + journal(unit),
                 unit=unit,
             )

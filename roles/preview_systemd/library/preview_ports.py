@@ -98,7 +98,9 @@ def write_atomically(path, data):
 def allocate(preview, services, reservations, busy, start, end):
     """Return the preview's ports: kept where reserved, the lowest free ones otherwise."""
     own = dict(reservations.get(preview, {}))
-    taken = {port for name, ports in reservations.items() if name != preview for port in ports.values()}
+    taken = {
+        port for name, ports in reservations.items() if name != preview for port in ports.values()
+    }
     ports = {service: own[service] for service in services if service in own}
     unavailable = taken | set(ports.values()) | (busy - set(own.values()))
     candidates = (port for port in range(start, end + 1) if port not in unavailable)
@@ -150,8 +152,12 @@ def main():
 
         try:
             ports = allocate(
-                preview, params["services"], reservations, listening_ports(),
-                params["range_start"], params["range_end"],
+                preview,
+                params["services"],
+                reservations,
+                listening_ports(),
+                params["range_start"],
+                params["range_end"],
             )
         except ValueError as error:
             module.fail_json(msg=str(error))
