@@ -60,6 +60,14 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
     base_repository = _object(_object(pull_request, "base"), "repo")
     user = pull_request.get("user") or {}
 
+    if kind == "deploy" and _is_from_fork(head, base_repository):
+        # TODO: let a maintainer approve one exact SHA of a fork's pull request; until then
+        # fork pull requests, whose code nobody here has vetted, are never built.
+        return Ignored(
+            "pull request comes from another repository than the base; "
+            "fork pull requests are not deployed automatically"
+        )
+
     return PreviewRequest(
         action=kind,
         number=_field(pull_request, "number", int),
@@ -69,6 +77,20 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
         repository=_field(base_repository, "full_name", str),
         delivery=delivery,
     )
+
+
+def _is_from_fork(head: dict[str, Any], base_repository: dict[str, Any]) -> bool:
+    """Tell whether the head lives in another repository than the base.
+
+    head.repo is null when the fork was deleted. head.repo.fork says whether the repository
+    is a fork, not whether this pull request comes from one, so it decides nothing.
+    """
+    head_repository = head.get("repo")
+    if not isinstance(head_repository, dict):
+        return True
+    if "id" in head_repository and "id" in base_repository:
+        return bool(head_repository["id"] != base_repository["id"])
+    return bool(head_repository.get("full_name") != base_repository.get("full_name"))
 
 
 def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:

@@ -89,10 +89,10 @@ def test_sign_matches_vector():
             "anbraten-patch-3",
         ),
         (
-            "pull_request.opened.fork.json",
+            "pull_request.opened.repo-is-fork.json",
             "deploy",
-            342,
-            "528b803be6f93e19ca4130bf4976f2800a3004c4",
+            1,
+            "d2b75aa7797ec26b088fa2dd527e9d2c052fcedd",
             "master",
         ),
     ],
@@ -147,3 +147,29 @@ def test_parse_invalid_sha():
 
     with pytest.raises(ValidationError, match="sha"):
         github.parse_pull_request(payload, "")
+
+
+def test_fork_pull_request_is_not_deployed():
+    decision = github.parse_pull_request(load("pull_request.opened.fork.json"), "")
+
+    assert isinstance(decision, github.Ignored)
+    assert "fork" in decision.reason
+
+
+def test_deleted_fork_is_not_deployed():
+    payload = load("pull_request.opened.json")
+    payload["pull_request"]["head"]["repo"] = None
+
+    decision = github.parse_pull_request(payload, "")
+
+    assert isinstance(decision, github.Ignored)
+
+
+def test_fork_pull_request_is_cleaned_up():
+    payload = load("pull_request.opened.fork.json")
+    payload["action"] = "closed"
+
+    request = github.parse_pull_request(payload, "")
+
+    assert isinstance(request, PreviewRequest)
+    assert request.action == "cleanup"
