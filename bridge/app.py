@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from bridge import github
-from bridge.runner import RunQueue
+from bridge.queue import RunQueue
 from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)

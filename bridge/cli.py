@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from pydantic import ValidationError
-
 from bridge import registry
 from bridge.models import PreviewRequest
+from bridge.run_command import (
+    in_run_unit,
+    launch,
+    parse_run_arguments,
+    run_unit_argv,
+    share_artifacts,
+)
 from bridge.runner import new_ident, run_playbook
 from bridge.sandbox import Sandbox, SandboxError
 from bridge.settings import Settings
@@ -33,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
-    except (SandboxError, ValidationError, RuntimeError) as error:
+    except (SandboxError, ValueError, RuntimeError) as error:
         print(f"previews: {error}", file=sys.stderr)
         return EXIT_FAILURE
 
@@ -71,6 +78,16 @@ def _build_parser() -> argparse.ArgumentParser:
     cleanup = commands.add_parser("cleanup", help="remove a preview now")
     cleanup.add_argument("number", type=int, help="pull-request number")
     cleanup.set_defaults(handler=_cleanup)
+
+    run = commands.add_parser(
+        "run",
+        help="start one run as root (what the bridge's sudo rule allows)",
+        description="Arguments: ACTION NUMBER SHA|- IDENT REF AUTHOR REPOSITORY, the last "
+        "three base64url-encoded or '-'. The bridge builds them; operators use deploy and "
+        "cleanup.",
+    )
+    run.add_argument("arguments", nargs=argparse.REMAINDER, help="the seven run arguments")
+    run.set_defaults(handler=_run)
 
     listing = commands.add_parser("list", help="list active previews")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -145,9 +162,30 @@ def _cleanup(args: argparse.Namespace) -> int:
 def _run_now(request: PreviewRequest) -> int:
     settings = Settings()
     ident = new_ident(settings, request)
-    status, _rc = run_playbook(settings, request, ident)
-    print(f"run {ident}: {status}")
+    status = launch(settings, request, ident)
+    print(f"run {ident}: {'successful' if status == 0 else 'failed'}")
     print(f"log: {settings.runner_dir / 'artifacts' / ident / 'stdout'}")
+    return 0 if status == 0 else EXIT_FAILURE
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    arguments = list(args.arguments)
+    request, ident = parse_run_arguments(settings, arguments)
+    if os.geteuid() != 0:
+        print(
+            "previews: run changes units, vhosts and release directories, so it must run as "
+            "root; the bridge starts it through its sudo rule",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+    if not in_run_unit(ident):
+        unit = run_unit_argv(settings, ["run", *arguments], ident)
+        return subprocess.run(unit, stdin=subprocess.DEVNULL, check=False).returncode
+
+    status, _rc = run_playbook(settings, request, ident)
+    share_artifacts(settings, ident)
     return 0 if status == "successful" else EXIT_FAILURE
 
 

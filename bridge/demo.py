@@ -10,8 +10,10 @@ import json
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from bridge import https, origin
 from bridge.sandbox import Sandbox
@@ -79,16 +81,24 @@ def tls(sandbox: Sandbox) -> ssl.SSLContext:
     return https.tls_context(sandbox_output(sandbox, ["cat", CA_FILE]))
 
 
-def deliver(secret: bytes, action: str, number: int, sha: str, ref: str) -> dict[str, object]:
-    """POST a signed pull_request delivery to the bridge and return its JSON answer."""
-    body, headers = origin.signed_delivery(
-        secret, origin.pull_request_payload(action, number, sha, ref)
-    )
+def post_delivery(secret: bytes, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST a signed pull_request delivery to the bridge; return the status and the JSON body."""
+    body, headers = origin.signed_delivery(secret, payload)
     request = urllib.request.Request(BRIDGE_URL, data=body, headers=headers, method="POST")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=30) as response:
-        answer: dict[str, object] = json.loads(response.read())
-        return answer
+    try:
+        with opener.open(request, timeout=30) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def deliver(secret: bytes, action: str, number: int, sha: str, ref: str) -> dict[str, Any]:
+    """Deliver a pull_request event that the bridge must accept, and return its answer."""
+    status, answer = post_delivery(secret, origin.pull_request_payload(action, number, sha, ref))
+    if status != 202:
+        raise DemoError(f"the bridge answered {status} to '{action}': {answer}")
+    return answer
 
 
 def previews(sandbox: Sandbox) -> dict[int, dict[str, object]]:

@@ -30,6 +30,9 @@ def ref_name_error(ref: str) -> str | None:
         return "contains '..', '@{' or '//'"
     if ref == "@" or ref.endswith(("/", ".")):
         return "is '@' or ends with '/' or '.'"
+    if ref.startswith("-"):
+        # git check-ref-format --branch rejects it, and a tool could read it as an option.
+        return "starts with '-'"
     for component in ref.split("/"):
         if component.startswith(".") or component.endswith(".lock"):
             return "has a component that starts with '.' or ends with '.lock'"

@@ -84,7 +84,12 @@ def push_pull_request(
 
 
 def pull_request_payload(
-    action: str, number: int, sha: str, ref: str, login: str = "octocat"
+    action: str,
+    number: int,
+    sha: str,
+    ref: str,
+    login: str = "octocat",
+    title: str = "",
 ) -> dict[str, Any]:
     """Return a pull_request webhook body with the fields and nesting GitHub sends."""
     owner, name = REPOSITORY.split("/")
@@ -107,7 +112,7 @@ def pull_request_payload(
             "id": 1000 + number,
             "number": number,
             "state": "closed" if action == "closed" else "open",
-            "title": f"Demo change {number}",
+            "title": title or f"Demo change {number}",
             "user": user,
             "author_association": "MEMBER",
             "merged": False,

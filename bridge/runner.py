@@ -1,12 +1,13 @@
-"""Start playbook runs through ansible-runner; its artifacts are the deployment log."""
+"""Run a playbook through ansible-runner; its artifacts are the deployment log.
+
+This runs as root, inside the transient unit that `previews run` starts.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,34 +93,3 @@ def run_playbook(settings: Settings, request: PreviewRequest, ident: str) -> tup
 
     logger.info("run %s finished: status %s, rc %s", ident, result.status, result.rc)
     return str(result.status), int(result.rc)
-
-
-class RunQueue:
-    """Runs requests in worker threads: one run at a time per preview, a global limit overall."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._executor = ThreadPoolExecutor(
-            max_workers=settings.max_concurrent_runs, thread_name_prefix="run"
-        )
-        self._locks: dict[int, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-
-    def submit(self, request: PreviewRequest) -> tuple[str, Future[tuple[str, int]]]:
-        """Queue the request and return the ident its run will have."""
-        ident = new_ident(self._settings, request)
-        future = self._executor.submit(self._run, request, ident)
-        return ident, future
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True)
-
-    def _run(self, request: PreviewRequest, ident: str) -> tuple[str, int]:
-        with self._locks_guard:
-            lock = self._locks.setdefault(request.number, threading.Lock())
-        with lock:
-            try:
-                return run_playbook(self._settings, request, ident)
-            except Exception:
-                logger.exception("run %s could not be started", ident)
-                raise

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Written by site.yml and readable by everyone: it contains no secret. sudo clears the
+# environment, so this file is what the privileged run command reads its settings from.
+SETTINGS_FILE = Path("/etc/pr-previews/previews.env")
 
 # Values that people paste from examples; a webhook secret equal to one of them is no secret.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "placeholder", "xxx"})
@@ -20,12 +24,18 @@ PROJECT_SLUG = re.compile(r"^[a-z][a-z0-9]{0,19}$")
 class Settings(BaseSettings):
     """Everything the bridge and the CLI need to start runs and read the registry."""
 
-    model_config = SettingsConfigDict(env_prefix="PREVIEWS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PREVIEWS_", env_file=SETTINGS_FILE, extra="ignore"
+    )
 
     project: str = Field("demo", description="project slug; preview ids are <project>-pr<N>")
     project_dir: Path = Field(PROJECT_DIR, description="checkout with playbooks/ and roles/")
     inventory: Path = Field(PROJECT_DIR / "inventory" / "sandbox", description="inventory path")
     data_dir: Path = Field(Path("/var/lib/pr-previews"), description="private state directory")
+    executable: Path = Field(
+        Path(sys.executable).with_name("previews"),
+        description="the previews command that the sudo rule allows",
+    )
     webhook_secret: SecretStr | None = Field(None, description="forge webhook secret")
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="largest webhook body accepted")
     max_concurrent_runs: int = Field(2, gt=0, description="runs started at the same time")
@@ -57,7 +67,7 @@ class Settings(BaseSettings):
 
     @property
     def requests_dir(self) -> Path:
-        """Accepted requests, one extra-vars file per run."""
+        """Extra-vars files of the runs, one per run, readable by root only."""
         return self.data_dir / "requests"
 
     def preview_id(self, number: int) -> str:

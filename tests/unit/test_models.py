@@ -50,6 +50,8 @@ def test_ref_valid(ref):
         "bracket[",
         "back\\slash",
         "del\x7f",
+        "-rf",
+        "--upload-pack=x",
     ],
 )
 def test_ref_invalid(ref):

@@ -1,7 +1,8 @@
 'use strict';
 // The build: record the revision and write a content-hashed stylesheet into dist/.
-// A file named FAIL_BUILD in the repository makes the build fail, and CRASH_ON_START
-// (one service name per line) makes those services exit at start; tests use both.
+// Test switches, files in the repository: FAIL_BUILD makes the build fail, CRASH_ON_START
+// (one service name per line) makes those services exit at start, and PRINT_ENV makes the
+// build print its environment.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -19,6 +20,12 @@ const failure = readOptional('FAIL_BUILD');
 if (failure !== null) {
   console.error(`build failed on purpose: ${failure || 'FAIL_BUILD is present'}`);
   process.exit(1);
+}
+
+if (readOptional('PRINT_ENV') !== null) {
+  for (const [name, value] of Object.entries(process.env)) {
+    console.log(`env ${name}=${value}`);
+  }
 }
 
 const revision = readOptional('REVISION') || 'unknown';

@@ -1,0 +1,173 @@
+"""The privileged run command: `previews run`, the one thing the bridge may run as root.
+
+The bridge runs as an unprivileged user and starts every run through a sudo rule that
+allows exactly this command with arguments of a fixed shape:
+
+    previews run ACTION NUMBER SHA|- IDENT REF AUTHOR REPOSITORY
+
+REF, AUTHOR and REPOSITORY are base64url without padding ("-" when empty), so that a
+regular expression in the sudo rule can check every argument and no forge string ever
+reaches sudo's command line as text. The command checks everything again, then starts the
+playbook in a transient systemd unit of its own, outside the bridge's sandbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import re
+import subprocess
+
+from bridge.models import PreviewRequest
+from bridge.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IDENT = re.compile(
+    r"^[0-9]{8}T[0-9]{12}Z_(?P<project>[a-z][a-z0-9]{0,19})-pr(?P<number>[1-9][0-9]{0,6})"
+    r"_(?P<action>deploy|cleanup)_[0-9a-f]{6}$"
+)
+ENCODED = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
+EMPTY = "-"
+# Lengths of the encoded fields: a 255-byte ref, a 45-byte login, a 140-byte full name.
+MAX_ENCODED = {"ref": 340, "author": 60, "repository": 188}
+
+RUN_UNIT_VARIABLE = "PREVIEWS_RUN_UNIT"
+
+
+class RunArgumentError(ValueError):
+    """An argument of `previews run` is invalid; the message names it and says why."""
+
+
+def encode_field(value: str) -> str:
+    """Encode a forge string as base64url without padding, or "-" when it is empty."""
+    if not value:
+        return EMPTY
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_field(name: str, text: str) -> str:
+    """Decode what encode_field produced, rejecting anything else."""
+    if text == EMPTY:
+        return ""
+    if not ENCODED.fullmatch(text) or len(text) > MAX_ENCODED[name]:
+        raise RunArgumentError(f"{name}: expected base64url text or '-'")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise RunArgumentError(f"{name}: not valid base64url of UTF-8 text") from error
+
+
+def run_arguments(request: PreviewRequest, ident: str) -> list[str]:
+    """Return the arguments of `previews run` for a request, in the shape sudo allows."""
+    return [
+        "run",
+        request.action,
+        str(request.number),
+        request.sha or EMPTY,
+        ident,
+        encode_field(request.ref),
+        encode_field(request.author),
+        encode_field(request.repository),
+    ]
+
+
+def parse_run_arguments(settings: Settings, arguments: list[str]) -> tuple[PreviewRequest, str]:
+    """Check the arguments of `previews run` again and return the request and its ident."""
+    if len(arguments) != 7:
+        raise RunArgumentError(
+            "expected ACTION NUMBER SHA|- IDENT REF AUTHOR REPOSITORY, "
+            f"got {len(arguments)} arguments"
+        )
+    action, number, sha, ident, ref, author, repository = arguments
+
+    match = IDENT.fullmatch(ident)
+    if match is None:
+        raise RunArgumentError("ident: expected <time>_<project>-pr<N>_<action>_<6 hex>")
+    if match["project"] != settings.project:
+        raise RunArgumentError(f"ident: names project {match['project']}, not {settings.project}")
+    if match["action"] != action or match["number"] != number:
+        raise RunArgumentError("ident: does not name this action and pull-request number")
+
+    request = PreviewRequest.model_validate(
+        {
+            "action": action,
+            "number": int(number) if number.isdigit() else -1,
+            "sha": None if sha == EMPTY else sha,
+            "ref": decode_field("ref", ref),
+            "author": decode_field("author", author),
+            "repository": decode_field("repository", repository),
+        }
+    )
+    return request, ident
+
+
+def launch(settings: Settings, request: PreviewRequest, ident: str) -> int:
+    """Start the run and wait for it; return its exit status (0 when it succeeded).
+
+    An unprivileged caller goes through sudo, root calls the same command directly.
+    """
+    argv = [str(settings.executable), *run_arguments(request, ident)]
+    if os.geteuid() != 0:
+        argv = ["sudo", "--non-interactive", "--", *argv]
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode != 0:
+        logger.warning(
+            "run %s ended with exit status %s: %s",
+            ident,
+            result.returncode,
+            result.stderr.strip()[-2000:] or "no error output",
+        )
+    return result.returncode
+
+
+def in_run_unit(ident: str) -> bool:
+    return os.environ.get(RUN_UNIT_VARIABLE) == ident
+
+
+def run_unit_argv(settings: Settings, arguments: list[str], ident: str) -> list[str]:
+    """Return the systemd-run command that runs `previews run` in a transient unit.
+
+    The unit is started by PID 1, so the run escapes the bridge's sandbox (which keeps the
+    file system read-only) and goes on if the bridge stops.
+    """
+    path = f"{settings.executable.parent}:/usr/sbin:/usr/bin:/sbin:/bin"
+    environment = {
+        RUN_UNIT_VARIABLE: ident,
+        "PATH": path,
+        "HOME": "/root",
+        "PREVIEWS_PROJECT": settings.project,
+        "PREVIEWS_PROJECT_DIR": str(settings.project_dir),
+        "PREVIEWS_INVENTORY": str(settings.inventory),
+        "PREVIEWS_DATA_DIR": str(settings.data_dir),
+    }
+    return [
+        "systemd-run",
+        "--wait",
+        "--pipe",
+        "--collect",
+        "--quiet",
+        f"--unit=previews-run-{ident}",
+        f"--description=pr-previews run {ident}",
+        *(f"--setenv={name}={value}" for name, value in environment.items()),
+        "--",
+        str(settings.executable),
+        *arguments,
+    ]
+
+
+def share_artifacts(settings: Settings, ident: str) -> None:
+    """Let the group of the runner directory (the bridge's) read the run's artifacts.
+
+    ansible-runner creates them readable by root only.
+    """
+    group = settings.runner_dir.stat().st_gid
+    folder = settings.runner_dir / "artifacts" / ident
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chown(path, 0, group)
+        os.chmod(path, 0o750 if path.is_dir() else 0o640)
