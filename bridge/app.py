@@ -37,7 +37,14 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         yield
         run_queue.shutdown()
 
-    app = FastAPI(title="pr-previews bridge", lifespan=lifespan)
+    # No interactive docs or schema: the webhook endpoint is for forges, not browsers.
+    app = FastAPI(
+        title="pr-previews bridge",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.settings = settings
     app.state.queue = run_queue
 
@@ -110,7 +117,8 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:
+        # ValueError covers invalid JSON, invalid UTF-8 and numbers over Python's digit limit.
         raise HTTPException(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from error
     if not isinstance(payload, dict):
         raise HTTPException(HTTPStatus.BAD_REQUEST, "body is not a JSON object")

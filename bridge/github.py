@@ -32,8 +32,10 @@ def signature_is_valid(secret: bytes, body: bytes, header: str | None) -> bool:
     """Check X-Hub-Signature-256 (sha256=<hex HMAC-SHA256 of the raw body>) in constant time."""
     if not header or not header.startswith(SIGNATURE_PREFIX):
         return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix(SIGNATURE_PREFIX))
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
+    # Bytes, because compare_digest rejects str with non-ASCII characters.
+    received = header.removeprefix(SIGNATURE_PREFIX).encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(expected, received)
 
 
 def sign(secret: bytes, body: bytes) -> str:

@@ -54,7 +54,9 @@ def read_run(folder: Path) -> Run | None:
     status_file = folder / "status"
     status = status_file.read_text().strip() if status_file.exists() else "running"
     rc_file = folder / "rc"
-    rc = int(rc_file.read_text().strip()) if rc_file.exists() else None
+    rc_text = rc_file.read_text().strip() if rc_file.exists() else ""
+    # ansible-runner writes "None" when the run was killed before ansible-playbook exited.
+    rc = int(rc_text) if rc_text.lstrip("-").isdigit() else None
     facts = _preview_facts(folder / "job_events")
     if facts is None:
         return None
@@ -116,15 +118,15 @@ def _apply_deploy(previews: dict[str, Preview], preview_id: str, run: Run) -> No
         return
 
     status = "deploying" if run.status == "running" else "failed"
-    if current is None:
-        # A first deploy that has not succeeded yet: nothing serves, but operators see it.
+    if current is None or not current.sha:
+        # No deploy has succeeded yet: nothing serves, but operators see the latest attempt.
         previews[preview_id] = Preview(
             id=preview_id,
             number=int(facts.get("number", 0)),
             sha="",
             ref=str(facts.get("ref", "")),
             author=str(facts.get("author", "")),
-            created=time,
+            created=current.created if current else time,
             updated=time,
             status=status,
             last_run=run.ident,

@@ -20,6 +20,7 @@ from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+SECRET_VARIABLES = ("PREVIEWS_WEBHOOK_SECRET",)
 PLAYBOOKS = {"deploy": "playbooks/deploy.yml", "cleanup": "playbooks/cleanup.yml"}
 
 
@@ -76,6 +77,9 @@ def write_request(settings: Settings, request: PreviewRequest, ident: str) -> Pa
 
 def run_playbook(settings: Settings, request: PreviewRequest, ident: str) -> tuple[str, int]:
     """Run the request's playbook to the end and return ansible-runner's status and rc."""
+    # ansible-runner records its whole environment in the run's artifacts.
+    for name in SECRET_VARIABLES:
+        os.environ.pop(name, None)
     extra_vars_file = write_request(settings, request, ident)
     settings.runner_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     logger.info("run %s started: %s of PR %s", ident, request.action, request.number)

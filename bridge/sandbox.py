@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from bridge.settings import PROJECT_DIR
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = Path("/run/pr-previews-sandbox")
@@ -142,6 +144,7 @@ class Sandbox:
             "/bin/sh",
             str(script),
             str(self._mount_point),
+            str(PROJECT_DIR),
         ]
         log_fd = os.open(self.boot_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

@@ -8,6 +8,10 @@
 set -eu
 
 state="$1"
+# The pr-previews checkout, shown read-only at the same path inside the sandbox: the overlay
+# would hide it when it sits on another file system or under /tmp, and would show a stale
+# copy of files edited after the boot.
+project="$2"
 
 # Mounts made below must never propagate back to the machine.
 mount --make-rprivate /
@@ -22,6 +26,9 @@ mount --rbind /sys "$root/sys"
 mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$root/run"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
+mkdir -p "$root$project"
+mount --rbind "$project" "$root$project"
+mount -o remount,bind,ro "$root$project"
 
 # A minimal boot target: the machine's multi-user.target may pull in consoles and
 # unrelated services. previews.target, which site.yml installs, holds the preview units,

@@ -190,3 +190,32 @@ def test_app_rejects_missing_secret(tmp_path):
 def test_settings_reject_placeholder_secret(secret):
     with pytest.raises(ValueError, match="placeholder or shorter"):
         Settings(webhook_secret=secret)
+
+
+def test_webhook_non_ascii_signature(client, queue):
+    body = json.dumps(fixture("pull_request.opened.json")).encode()
+
+    response = client.post(
+        "/webhooks/github",
+        content=body,
+        headers={"X-GitHub-Event": "pull_request", "X-Hub-Signature-256": "sha256=\u00e9".encode("latin-1")},
+    )
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 30_000 + b"]" * 30_000, b'{"n": ' + b"9" * 5000 + b"}"],
+    ids=["deep", "long-number"],
+)
+def test_webhook_pathological_json(client, queue, body):
+    response = post(client, body)
+
+    assert response.status_code == 400
+    assert queue.requests == []
+
+
+def test_no_docs_endpoints(client):
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path).status_code == 404

@@ -31,8 +31,17 @@ def test_signature_vector_verifies():
         (b"abc123", b"", ""),
         (b"abc123", b"", "sha1=de2e98ffa98db839b50abd0a43458aab9980747a"),
         (b"abc123", b"", "sha256="),
+        (b"abc123", b"", "sha256=" + "é" * 64),
     ],
-    ids=["wrong-secret", "changed-body", "missing", "empty", "sha1-only", "empty-digest"],
+    ids=[
+        "wrong-secret",
+        "changed-body",
+        "missing",
+        "empty",
+        "sha1-only",
+        "empty-digest",
+        "non-ascii",
+    ],
 )
 def test_signature_rejected(secret, body_suffix, header):
     delivery = load("pull_request.closed.delivery.json")

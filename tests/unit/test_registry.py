@@ -119,3 +119,28 @@ def test_runs_without_facts_are_skipped(tmp_path):
 
 def test_empty_data_dir(tmp_path):
     assert registry.list_previews(tmp_path / "missing") == []
+
+
+def test_killed_run_with_rc_none(tmp_path):
+    write_run(tmp_path, "20260101T000000Z_demo-pr1_deploy_a", "failed", facts("deploy"))
+    (tmp_path / "artifacts" / "20260101T000000Z_demo-pr1_deploy_a" / "rc").write_text("None")
+
+    [preview] = registry.list_previews(tmp_path)
+
+    assert preview.status == "failed"
+
+
+def test_failed_attempts_update_unserved_preview(tmp_path):
+    write_run(tmp_path, "20260101T000000Z_demo-pr1_deploy_a", "failed", facts("deploy"))
+    write_run(
+        tmp_path,
+        "20260102T000000Z_demo-pr1_deploy_b",
+        "failed",
+        facts("deploy", time="2026-01-02T00:00:00Z", ref="second"),
+    )
+
+    [preview] = registry.list_previews(tmp_path)
+
+    assert preview.ref == "second"
+    assert preview.created == "2026-01-01T00:00:00Z"
+    assert preview.updated == "2026-01-02T00:00:00Z"
