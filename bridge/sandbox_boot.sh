@@ -45,6 +45,8 @@ UNIT
 
 hostname previews-sandbox
 echo previews-sandbox > "$root/etc/hostname"
+# sudo looks its host name up and complains when it does not resolve.
+echo "127.0.1.1 previews-sandbox" >> "$root/etc/hosts"
 
 mkdir -p "$root/.oldroot"
 cd "$root"

@@ -70,14 +70,14 @@ class Host:
     def get(self, url: str, headers: dict[str, str] | None = None) -> https.Response:
         return https.get(url, self.context, headers=headers)
 
-    def playbook_module(self, module: str, arguments: str, *options: str) -> tuple[int, dict, str]:
-        """Run one module with ansible against the sandbox; return rc, {} and the output."""
+    def ansible_module(self, module: str, arguments: str, *options: str) -> tuple[int, str]:
+        """Run one module with ansible against the sandbox; return rc and the output."""
         result = self.sandbox.run(
             [str(demo.VENV_BIN / "ansible"), "previews", "-m", module, "-a", arguments, *options],
             cwd=Path(__file__).parents[2],
             capture_output=True,
         )
-        return result.returncode, {}, result.stdout + result.stderr
+        return result.returncode, result.stdout + result.stderr
 
     def playbook(self, *args: str) -> tuple[int, dict[str, int], str]:
         """Run ansible-playbook by hand in the sandbox; return rc, the recap and the output."""

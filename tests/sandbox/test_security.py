@@ -102,13 +102,18 @@ def test_sudo_option_refused(host, argv):
 
 
 def test_bridge_cannot_reach_root_files(host):
-    for path in [
-        "/var/lib/pr-previews/tokens",
-        "/etc/pr-previews/bridge.env",
-        "/etc/nginx/previews.d",
-    ]:
-        result = as_bridge(host, "ls", path)
-        assert result.returncode != 0, path
+    attempts = [
+        ["ls", "/var/lib/pr-previews/tokens"],
+        ["cat", "/etc/pr-previews/bridge.env"],
+        ["cat", "/etc/ssl/previews/wildcard.key"],
+        ["ls", "/var/lib/pr-previews/requests"],
+        ["sh", "-c", "cat /etc/nginx/previews.d/*.conf"],
+    ]
+
+    for argv in attempts:
+        result = as_bridge(host, *argv)
+        assert result.returncode != 0, argv
+        assert "Permission denied" in result.stderr, argv
 
 
 @pytest.fixture(scope="module")
@@ -198,13 +203,13 @@ def test_sudo_rule_rejects_writable_command(host):
     host.run("sh", "-c", "cp /bin/true /tmp/previews-copy && chmod 0775 /tmp/previews-copy")
     before = host.run("cat", "/etc/sudoers.d/pr-previews-demo")
 
-    rc, _, output = host.playbook_module(
+    rc, output = host.ansible_module(
         "ansible.builtin.include_role",
         "name=preview_sudoers",
         "-e",
         "preview_sudoers_command=/tmp/previews-copy",
         "-e",
-        "preview_sudoers_trusted_paths=[]",
+        '{"preview_sudoers_trusted_paths": []}',
     )
 
     assert rc != 0
@@ -221,15 +226,17 @@ HOSTILE_REFS = [
     f"a|{TOUCH}",
     f"a&&{TOUCH}",
     "'\"$IFS<>",
-    "${jndi:ldap://127.0.0.1/x}",
+    "${IFS}${PATH}",
     "<script>alert(1)</script>",
-    "%0d%0aSet-Cookie:x=1",
+    "%0d%0aSet-Cookie=x",
     "feature/ünïcödé-日本語",
     "emoji-🚀",
     "refs/heads/main",
     "x" * 255,
 ]
 INVALID_REFS = [
+    "${jndi:ldap://127.0.0.1/x}",
+    "%0d%0aSet-Cookie:x=1",
     f"--upload-pack={TOUCH}",
     "-rf",
     "a b",

@@ -198,7 +198,10 @@ def test_webhook_non_ascii_signature(client, queue):
     response = client.post(
         "/webhooks/github",
         content=body,
-        headers={"X-GitHub-Event": "pull_request", "X-Hub-Signature-256": "sha256=\u00e9".encode("latin-1")},
+        headers={
+            "X-GitHub-Event": "pull_request",
+            "X-Hub-Signature-256": "sha256=\u00e9".encode("latin-1"),
+        },
     )
 
     assert response.status_code == 401

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -16,13 +17,22 @@ from bridge.settings import Settings
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 IDENT = "20260101T000000000000Z_demo-pr5_deploy_a1b2c3"
-# The argument pattern of the sudo rule in roles/preview_sudoers, as sudo sees it: the
-# arguments joined by spaces.
-SUDO_PATTERN = re.compile(
-    r"^run (deploy|cleanup) [1-9][0-9]{0,6} ([0-9a-f]{40}|[0-9a-f]{64}|-) "
-    r"[0-9]{8}T[0-9]{12}Z_demo-pr[1-9][0-9]{0,6}_(deploy|cleanup)_[0-9a-f]{6} "
-    r"([A-Za-z0-9_-]{1,340}|-) ([A-Za-z0-9_-]{1,60}|-) ([A-Za-z0-9_-]{1,188}|-)$"
+TEMPLATE = (
+    Path(__file__).parents[2] / "roles/preview_sudoers/templates/etc/sudoers.d/pr-previews.j2"
 )
+
+
+def sudo_pattern() -> str:
+    """Return the argument pattern of the bridge's sudo rule, for project "demo"."""
+    for line in TEMPLATE.read_text().splitlines():
+        if line.startswith("{{ preview_sudoers_user }}"):
+            pattern = line.split("{{ preview_sudoers_command }} ", 1)[1]
+            return pattern.replace("{{ preview_sudoers_project }}", "demo")
+    raise AssertionError("no rule for the bridge's user in the template")
+
+
+# sudo matches the arguments joined by spaces.
+SUDO_PATTERN = re.compile(sudo_pattern())
 
 
 @pytest.fixture
@@ -120,3 +130,11 @@ def test_run_unit_escapes_to_transient_unit(settings):
     assert f"--unit=previews-run-{IDENT}" in argv
     assert f"--setenv=PREVIEWS_RUN_UNIT={IDENT}" in argv
     assert argv[-3:] == [str(settings.executable), "run", "deploy"]
+
+
+def test_sudo_pattern_bounds_within_sudo_limit():
+    bounds = re.findall(r"\{(\d+)(?:,(\d+))?\}", sudo_pattern())
+    upper = [int(high or low) for low, high in bounds]
+
+    assert upper
+    assert max(upper) <= 255
