@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from urllib.parse import quote
 
 from bridge import registry
@@ -24,8 +23,6 @@ from bridge.run_command import (
 from bridge.runner import new_ident, run_playbook
 from bridge.sandbox import Sandbox, SandboxError
 from bridge.settings import Settings
-
-logger = logging.getLogger("bridge")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -217,7 +214,7 @@ def _urls(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     token_file = settings.data_dir / "tokens" / preview_id
     try:
-        token = Path(token_file).read_text().strip()
+        token = token_file.read_text().strip()
     except PermissionError:
         print(f"previews: reading {token_file} needs root", file=sys.stderr)
         return EXIT_FAILURE

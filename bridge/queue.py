@@ -23,8 +23,8 @@ class RunQueue:
     A worker takes one run of one preview and then goes back to the pool, so a preview
     with many queued requests never keeps the other previews waiting for a worker.
 
-    TODO: persist requests before they are accepted and let a newer request replace a
-    pending one of the same preview; until then a restart loses the requests still queued.
+    TODO: persist requests before they are accepted, so a restart of the bridge loses none,
+    and let a newer request replace a pending one of the same preview.
     """
 
     def __init__(self, settings: Settings) -> None:

@@ -38,7 +38,7 @@ RUN_UNIT_VARIABLE = "PREVIEWS_RUN_UNIT"
 
 
 class RunArgumentError(ValueError):
-    """An argument of `previews run` is invalid; the message names it and says why."""
+    """An invalid argument of `previews run`; the message names the argument and the rule."""
 
 
 def encode_field(value: str) -> str:
