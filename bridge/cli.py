@@ -17,6 +17,7 @@ from bridge.run_command import (
     in_run_unit,
     launch,
     parse_run_arguments,
+    preview_lock,
     run_unit_argv,
     share_artifacts,
 )
@@ -181,7 +182,9 @@ def _run(args: argparse.Namespace) -> int:
         unit = run_unit_argv(settings, ["run", *arguments], ident)
         return subprocess.run(unit, stdin=subprocess.DEVNULL, check=False).returncode
 
-    status, _rc = run_playbook(settings, request, ident)
+    # One run per preview at a time, whoever started it: the bridge, root, or both.
+    with preview_lock(settings, request.number):
+        status, _rc = run_playbook(settings, request, ident)
     share_artifacts(settings, ident)
     return 0 if status == "successful" else EXIT_FAILURE
 

@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bridge.models import PreviewRequest
+from bridge.models import LOGIN, REPOSITORY, SHA, PreviewRequest, ref_name_error
 
 SIGNATURE_PREFIX = "sha256="
 
@@ -50,6 +50,8 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
     ValidationError when a field is present but invalid.
     """
     action = payload.get("action")
+    if not isinstance(action, str):
+        raise PayloadError("'action' is missing or not a string")
     if action in DEPLOY_ACTIONS:
         kind = "deploy"
     elif action in CLEANUP_ACTIONS:
@@ -70,12 +72,32 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
             "fork pull requests are not deployed automatically"
         )
 
+    number = _field(pull_request, "number", int)
+    ref = _field(head, "ref", str)
+    author = user.get("login", "") if isinstance(user, dict) else ""
+    if kind == "cleanup":
+        # A cleanup needs only the number: a field that fails validation must not keep a
+        # closed pull request's preview running, so it is left out instead.
+        sha = head.get("sha")
+        repository = base_repository.get("full_name")
+        return PreviewRequest(
+            action=kind,
+            number=number,
+            sha=sha if isinstance(sha, str) and SHA.fullmatch(sha) else None,
+            ref=ref if ref_name_error(ref) is None else "",
+            author=author if isinstance(author, str) and LOGIN.fullmatch(author) else "",
+            repository=repository
+            if isinstance(repository, str) and REPOSITORY.fullmatch(repository)
+            else "",
+            delivery=delivery,
+        )
+
     return PreviewRequest(
         action=kind,
-        number=_field(pull_request, "number", int),
+        number=number,
         sha=_field(head, "sha", str),
-        ref=_field(head, "ref", str),
-        author=user.get("login", "") if isinstance(user, dict) else "",
+        ref=ref,
+        author=author,
         repository=_field(base_repository, "full_name", str),
         delivery=delivery,
     )

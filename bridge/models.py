@@ -22,8 +22,8 @@ Action = Literal["deploy", "cleanup"]
 
 def ref_name_error(ref: str) -> str | None:
     """Return why ref breaks git's ref-name rules (git check-ref-format), or None if it is valid."""
-    if not ref or len(ref) > MAX_REF_LENGTH:
-        return f"must be 1 to {MAX_REF_LENGTH} characters"
+    if not ref or len(ref.encode()) > MAX_REF_LENGTH:
+        return f"must be 1 to {MAX_REF_LENGTH} bytes in UTF-8"
     if REF_FORBIDDEN.search(ref):
         return "contains a control character, a space or one of ~ ^ : ? * [ \\"
     if ".." in ref or "@{" in ref or "//" in ref:

@@ -64,16 +64,20 @@ def read_run(folder: Path) -> Run | None:
 
 
 def read_runs(runner_dir: Path) -> list[Run]:
-    """Read every run in the private data directory, oldest first."""
+    """Read every run in the private data directory, oldest first by the time each recorded."""
     artifacts = runner_dir / "artifacts"
     if not artifacts.is_dir():
         return []
     runs = []
-    for folder in sorted(artifacts.iterdir()):
-        run = read_run(folder)
+    for folder in artifacts.iterdir():
+        try:
+            run = read_run(folder)
+        except PermissionError:
+            # A run still in progress keeps its artifacts readable by root only.
+            continue
         if run is not None:
             runs.append(run)
-    return runs
+    return sorted(runs, key=lambda run: (str(run.facts.get("time", "")), run.ident))
 
 
 def fold(runs: list[Run]) -> dict[str, Preview]:

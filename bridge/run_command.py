@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import logging
 import os
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bridge.models import PreviewRequest
 from bridge.settings import Settings
@@ -171,3 +174,13 @@ def share_artifacts(settings: Settings, ident: str) -> None:
             continue
         os.chown(path, 0, group)
         os.chmod(path, 0o750 if path.is_dir() else 0o640)
+
+
+@contextmanager
+def preview_lock(settings: Settings, number: int) -> Iterator[None]:
+    """Hold the preview's lock file, waiting for a run of the same preview to end."""
+    locks = settings.data_dir / "locks"
+    locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (locks / f"{settings.preview_id(number)}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -139,6 +139,7 @@ class Sandbox:
             "--mount",
             "--cgroup",
             "--uts",
+            "--ipc",
             "--kill-child",
             "--",
             "/bin/sh",

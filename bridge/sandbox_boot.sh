@@ -22,6 +22,8 @@ mount -t overlay overlay -o "lowerdir=/,upperdir=$state/upper,workdir=$state/wor
 
 root="$state/root"
 mount --rbind /dev "$root/dev"
+# A /dev/shm of its own, like the IPC namespace: previews must not leave objects on the machine.
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
 mount --rbind /sys "$root/sys"
 mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$root/run"
@@ -29,6 +31,13 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
 mkdir -p "$root$project"
 mount --rbind "$project" "$root$project"
 mount -o remount,bind,ro "$root$project"
+# The bridge runs as an unprivileged user from this checkout, so it must be able to reach it
+# even under /root (mode 0700). The change lands in the overlay only.
+directory="$project"
+while [ "$directory" != "/" ]; do
+    directory="$(dirname "$directory")"
+    chmod o+x "$root$directory"
+done
 
 # A minimal boot target: the machine's multi-user.target may pull in consoles and
 # unrelated services. previews.target, which site.yml installs, holds the preview units,

@@ -1,5 +1,6 @@
 """End to end on the sandbox host: signed webhooks, ansible-runner, systemd, nginx over TLS."""
 
+import http.client
 import json
 import socket
 import time
@@ -52,14 +53,16 @@ def test_no_token_is_forbidden(host, first):
     for url in host.urls(1).values():
         assert host.get(base_url(url)).status == 403
         assert host.get(base_url(url) + "?token=wrong").status == 403
-        assert host.get(base_url(url), headers={"Cookie": "preview_token=wrong"}).status == 403
+        assert (
+            host.get(base_url(url), headers={"Cookie": "__Host-preview_token=wrong"}).status == 403
+        )
 
 
 def test_token_visit_sets_strict_cookie(host, first):
     visit = host.get(host.urls(1)["web"])
     attributes = [part.strip() for part in visit.headers["Set-Cookie"].split(";")]
 
-    assert attributes[0] == f"preview_token={host.token(1)}"
+    assert attributes[0] == f"__Host-preview_token={host.token(1)}"
     assert "HttpOnly" in attributes
     assert "Secure" in attributes
     assert "SameSite=Lax" in attributes
@@ -80,11 +83,11 @@ def test_header_token_opens_and_sets_cookie(host, first):
 
     assert response.status == 200
     assert json.loads(response.body)["revision"] == first
-    assert response.headers["Set-Cookie"].startswith("preview_token=")
+    assert response.headers["Set-Cookie"].startswith("__Host-preview_token=")
 
 
 def test_cookie_opens_assets(host, first):
-    cookie = f"preview_token={host.token(1)}"
+    cookie = f"__Host-preview_token={host.token(1)}"
     page = host.get("https://pr-1.previews.test:8443/", headers={"Cookie": cookie})
     stylesheet = page.text.split('href="', 1)[1].split('"', 1)[0]
 
@@ -108,7 +111,7 @@ def connect_websocket(host, cookie: str | None):
 
 
 def test_websocket_upgrade_with_cookie(host, first):
-    with connect_websocket(host, f"preview_token={host.token(1)}") as connection:
+    with connect_websocket(host, f"__Host-preview_token={host.token(1)}") as connection:
         greeting = connection.recv(timeout=10)
         connection.send("ping")
         echo = connection.recv(timeout=10)
@@ -202,7 +205,7 @@ def test_check_diff_runs_clean(host, first):
 def serving(host, number: int) -> str:
     page = host.get(
         f"https://pr-{number}.previews.test:8443/",
-        headers={"Cookie": f"preview_token={host.token(number)}"},
+        headers={"Cookie": f"__Host-preview_token={host.token(number)}"},
     )
     assert page.status == 200
     return page.text.split('id="revision">', 1)[1].split("<", 1)[0]
@@ -290,3 +293,26 @@ def test_closed_leaves_nothing(host):
     assert token not in host.run("sh", "-c", "cat /etc/nginx/previews.d/* 2>/dev/null || true")
     wait_until(lambda: host.get("https://pr-4.previews.test:8443/").status == 404)
     assert host.get("https://pr-4.previews.test:8443/").status == 404
+
+
+def test_token_cookie_never_reaches_service(host, first):
+    token = host.token(1)
+    cookies = f"a=1; __Host-preview_token={token}; b=2; __HOST-PREVIEW_TOKEN={token}"
+
+    response = host.get("https://pr-1.previews.test:8443/", headers={"Cookie": cookies})
+
+    assert response.status == 200
+    assert token not in host.run("journalctl", "--no-pager", "-u", "demo-pr1-*")
+
+
+def test_http_redirect_keeps_path_encoded(host, first):
+    connection = http.client.HTTPConnection("127.0.0.1", 8080, timeout=10)
+    connection.request("GET", "/x%0d%0aX-Injected:%201?a=1", headers={"Host": "pr-1.previews.test"})
+    response = connection.getresponse()
+
+    assert response.status == 301
+    assert response.getheader("X-Injected") is None
+    assert (
+        response.getheader("Location")
+        == "https://pr-1.previews.test:8443/x%0d%0aX-Injected:%201?a=1"
+    )

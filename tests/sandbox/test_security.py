@@ -124,7 +124,7 @@ def pair(host):
 
 def test_token_opens_no_other_preview(host, pair):
     for own, other in [(10, 11), (11, 10)]:
-        cookie = {"Cookie": f"preview_token={host.token(own)}"}
+        cookie = {"Cookie": f"__Host-preview_token={host.token(own)}"}
         assert host.get(f"https://pr-{own}.previews.test:8443/", headers=cookie).status == 200
         assert host.get(f"https://pr-{other}.previews.test:8443/", headers=cookie).status == 403
         assert host.get(f"https://pr-{other}-api.previews.test:8443/", headers=cookie).status == 403
@@ -134,7 +134,8 @@ def test_token_opens_no_other_preview(host, pair):
 
 def test_preview_cannot_read_other_preview(host, pair):
     host.get(
-        "https://pr-11.previews.test:8443/", headers={"Cookie": f"preview_token={host.token(11)}"}
+        "https://pr-11.previews.test:8443/",
+        headers={"Cookie": f"__Host-preview_token={host.token(11)}"},
     )
     assert host.run("cat", "/srv/previews/demo-pr11/data/web/visits").strip() != ""
     forbidden = [

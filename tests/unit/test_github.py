@@ -182,3 +182,33 @@ def test_fork_pull_request_is_cleaned_up():
 
     assert isinstance(request, PreviewRequest)
     assert request.action == "cleanup"
+
+
+@pytest.mark.parametrize("action", [["opened"], {"a": 1}, None, 5])
+def test_parse_action_of_wrong_type(action):
+    payload = load("pull_request.opened.json")
+    payload["action"] = action
+
+    with pytest.raises(github.PayloadError, match="action"):
+        github.parse_pull_request(payload, "")
+
+
+def test_cleanup_with_invalid_ref_still_cleans_up():
+    payload = load("pull_request.closed.json")
+    payload["pull_request"]["head"]["ref"] = "ブ" * 100
+    payload["pull_request"]["user"]["login"] = "not a login"
+
+    request = github.parse_pull_request(payload, "")
+
+    assert isinstance(request, PreviewRequest)
+    assert request.action == "cleanup"
+    assert request.ref == ""
+    assert request.author == ""
+
+
+def test_deploy_with_ref_over_255_bytes_rejected():
+    payload = load("pull_request.opened.json")
+    payload["pull_request"]["head"]["ref"] = "ブ" * 100
+
+    with pytest.raises(ValidationError, match="bytes"):
+        github.parse_pull_request(payload, "")
