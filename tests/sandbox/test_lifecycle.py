@@ -307,8 +307,14 @@ def test_token_cookie_never_reaches_service(host, first):
 
 def test_http_redirect_keeps_path_encoded(host, first):
     connection = http.client.HTTPConnection("127.0.0.1", 8080, timeout=10)
-    connection.request("GET", "/x%0d%0aX-Injected:%201?a=1", headers={"Host": "pr-1.previews.test"})
-    response = connection.getresponse()
+    try:
+        connection.request(
+            "GET", "/x%0d%0aX-Injected:%201?a=1", headers={"Host": "pr-1.previews.test"}
+        )
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
 
     assert response.status == 301
     assert response.getheader("X-Injected") is None
