@@ -108,15 +108,33 @@ def previews(sandbox: Sandbox) -> dict[int, dict[str, object]]:
 
 
 def wait_for_run(sandbox: Sandbox, ident: str) -> str:
-    """Wait until the run ends and return its status (successful, failed, ...)."""
-    status_file = Path("/var/lib/pr-previews/runner/artifacts") / ident / "status"
+    """Wait until the run ends and return its status (successful, failed, ...).
+
+    Raises DemoError at once when the bridge reports that the run ended without artifacts,
+    for example because sudo refused it, instead of waiting for the timeout.
+    """
+    folder = Path("/var/lib/pr-previews/runner/artifacts") / ident
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        result = sandbox.run(["cat", str(status_file)], capture_output=True)
+        result = sandbox.run(["cat", str(folder / "status")], capture_output=True)
         if result.returncode == 0 and result.stdout.strip():
             return str(result.stdout.strip())
+        if sandbox.run(["test", "-d", str(folder)]).returncode != 0:
+            ended = _bridge_log_line(sandbox, f"run {ident} ended with exit status")
+            if ended:
+                raise DemoError(f"run {ident} ended without artifacts: {ended}")
         time.sleep(1)
     raise DemoError(f"run {ident} did not finish within {RUN_TIMEOUT_SECONDS:.0f} s")
+
+
+def _bridge_log_line(sandbox: Sandbox, text: str) -> str:
+    """Return the bridge's last journal line that contains text, or an empty string."""
+    result = sandbox.run(
+        ["journalctl", "--unit=previews-bridge", "--no-pager", "--output=cat", f"--grep={text}"],
+        capture_output=True,
+    )
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if result.returncode == 0 and lines else ""
 
 
 def preview_urls(sandbox: Sandbox, number: int) -> dict[str, str]:
