@@ -1,4 +1,4 @@
-"""The webhook bridge: verify, decide, queue a run, answer at once."""
+"""The webhook bridge: verify, decide, queue a run, respond at once."""
 
 # No "from __future__ import annotations" here: FastAPI must resolve the Annotated
 # dependencies of the routes defined inside create_app at run time.

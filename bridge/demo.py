@@ -27,7 +27,7 @@ RUN_TIMEOUT_SECONDS = 300.0
 
 
 class DemoError(RuntimeError):
-    """A step of the demo failed; the message says which and why."""
+    """A failed step of the demo; the message names the step and the cause."""
 
 
 def sandbox_output(sandbox: Sandbox, command: list[str]) -> str:
@@ -74,7 +74,7 @@ def webhook_secret(sandbox: Sandbox) -> bytes:
         name, _, value = line.partition("=")
         if name == "PREVIEWS_WEBHOOK_SECRET":
             return value.strip().encode()
-    raise DemoError(f"{SECRET_FILE} holds no PREVIEWS_WEBHOOK_SECRET")
+    raise DemoError(f"{SECRET_FILE} contains no PREVIEWS_WEBHOOK_SECRET")
 
 
 def tls(sandbox: Sandbox) -> ssl.SSLContext:
@@ -94,10 +94,10 @@ def post_delivery(secret: bytes, payload: dict[str, Any]) -> tuple[int, dict[str
 
 
 def deliver(secret: bytes, action: str, number: int, sha: str, ref: str) -> dict[str, Any]:
-    """Deliver a pull_request event that the bridge must accept, and return its answer."""
+    """Deliver a pull_request event that the bridge must accept; return its JSON response."""
     status, answer = post_delivery(secret, origin.pull_request_payload(action, number, sha, ref))
     if status != 202:
-        raise DemoError(f"the bridge answered {status} to '{action}': {answer}")
+        raise DemoError(f"the bridge responded {status} to '{action}': {answer}")
     return answer
 
 

@@ -44,7 +44,7 @@ def sign(secret: bytes, body: bytes) -> str:
 
 
 def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest | Ignored:
-    """Map a pull_request event body to a deploy or cleanup request, or say why it is ignored.
+    """Map a pull_request event body to a deploy or cleanup request, or return why it is ignored.
 
     Raises PayloadError when a field that the action needs is missing, and pydantic's
     ValidationError when a field is present but invalid.
@@ -66,7 +66,7 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
 
     if kind == "deploy" and _is_from_fork(head, base_repository):
         # TODO: let a maintainer approve one exact SHA of a fork's pull request; until then
-        # fork pull requests, whose code nobody here has vetted, are never built.
+        # fork pull requests, whose code no maintainer has reviewed, are never built.
         return Ignored(
             "pull request comes from another repository than the base; "
             "fork pull requests are not deployed automatically"
@@ -106,7 +106,7 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
 def _is_from_fork(head: dict[str, Any], base_repository: dict[str, Any]) -> bool:
     """Tell whether the head lives in another repository than the base.
 
-    head.repo is null when the fork was deleted. head.repo.fork says whether the repository
+    head.repo is null when the fork was deleted. head.repo.fork tells whether the repository
     is a fork, not whether this pull request comes from one, so it decides nothing.
     """
     head_repository = head.get("repo")

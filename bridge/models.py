@@ -40,7 +40,7 @@ def ref_name_error(ref: str) -> str | None:
 
 
 class PreviewRequest(BaseModel):
-    """What a run needs to know about the pull request; every field is checked on the way in."""
+    """The pull request's data that a run needs; every field is validated on the way in."""
 
     model_config = ConfigDict(frozen=True)
 

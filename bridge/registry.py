@@ -50,7 +50,7 @@ class Preview:
 
 
 def read_run(folder: Path) -> Run | None:
-    """Read one artifact folder, or return None when it holds no preview facts yet."""
+    """Read one artifact folder, or return None when it contains no preview facts yet."""
     status_file = folder / "status"
     status = status_file.read_text().strip() if status_file.exists() else "running"
     rc_file = folder / "rc"

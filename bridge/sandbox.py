@@ -1,8 +1,9 @@
 """The sandbox host: a real systemd booted as PID 1 of its own namespaces.
 
-The sandbox runs over an overlay of the machine's root file system, so it sees the same
-programs and this checkout, but nothing it writes outlives it. It shares the network, so
-its nginx and its services answer on the machine's loopback addresses.
+The sandbox runs over an overlay of the machine's root file system, so it uses the
+machine's programs, but nothing it writes outlives it. This checkout is mounted read-only
+at its own path. The sandbox shares the network, so its nginx and its services listen on
+the machine's loopback addresses.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Sandbox:
         init_pid = self.init_pid()
         launcher_pid = _read_pid(self._launcher_pid_file)
         if init_pid is not None:
-            # SIGRTMIN+3 asks systemd for an orderly halt, which stops every unit first.
+            # SIGRTMIN+3 requests an orderly halt from systemd, which stops every unit first.
             os.kill(init_pid, signal.SIGRTMIN + 3)
             if not _wait_for_exit(init_pid, SHUTDOWN_TIMEOUT_SECONDS):
                 logger.warning("sandbox systemd %s ignored the halt request, killing it", init_pid)

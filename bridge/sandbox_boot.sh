@@ -40,7 +40,7 @@ while [ "$directory" != "/" ]; do
 done
 
 # A minimal boot target: the machine's multi-user.target may pull in consoles and
-# unrelated services. previews.target, which site.yml installs, holds the preview units,
+# unrelated services. previews.target, which site.yml installs, contains the preview units,
 # so they come back when the sandbox boots again.
 mkdir -p "$root/etc/systemd/system"
 cat > "$root/etc/systemd/system/previews-sandbox.target" <<'UNIT'
