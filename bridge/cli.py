@@ -182,9 +182,9 @@ def _run(args: argparse.Namespace) -> int:
         unit = run_unit_argv(settings, ["run", *arguments], ident)
         return subprocess.run(unit, stdin=subprocess.DEVNULL, check=False).returncode
 
-    # One run per preview at a time, whoever started it: the bridge, root, or both.
+    # One run per preview at a time, started by the bridge, by root or by both.
     with preview_lock(settings, request.number):
-        status, _rc = run_playbook(settings, request, ident)
+        status = run_playbook(settings, request, ident)
     share_artifacts(settings, ident)
     return 0 if status == "successful" else EXIT_FAILURE
 

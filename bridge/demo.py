@@ -84,6 +84,11 @@ def tls(sandbox: Sandbox) -> ssl.SSLContext:
 def post_delivery(secret: bytes, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """POST a signed pull_request delivery to the bridge; return the status and the JSON body."""
     body, headers = origin.signed_delivery(secret, payload)
+    return post(body, headers)
+
+
+def post(body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """POST body with headers to the bridge's webhook; return the status and the JSON body."""
     request = urllib.request.Request(BRIDGE_URL, data=body, headers=headers, method="POST")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
@@ -200,8 +205,8 @@ def run(keep: bool) -> int:
 
         _step("Delivering 'closed'")
         _deliver_and_wait(sandbox, secret, "closed", second)
-        gone = https.get("https://pr-1.previews.test:8443/", context)
-        print(f"GET https://pr-1.previews.test:8443/ now: {gone.status} {gone.text.strip()}")
+        removed = https.get("https://pr-1.previews.test:8443/", context)
+        print(f"GET https://pr-1.previews.test:8443/ now: {removed.status} {removed.text.strip()}")
         print(f"active previews: {len(previews(sandbox))}")
     except (DemoError, OSError, subprocess.SubprocessError) as error:
         print(f"\ndemo failed: {error}")

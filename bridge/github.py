@@ -65,8 +65,8 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
     user = pull_request.get("user") or {}
 
     if kind == "deploy" and _is_from_fork(head, base_repository):
-        # TODO: let a maintainer approve one exact SHA of a fork's pull request; until then
-        # fork pull requests, whose code no maintainer has reviewed, are never built.
+        # TODO: let a maintainer approve one exact SHA of a fork's pull request. Until then no
+        # fork pull request is built, because no maintainer has reviewed its code.
         return Ignored(
             "pull request comes from another repository than the base; "
             "fork pull requests are not deployed automatically"
@@ -104,10 +104,10 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
 
 
 def _is_from_fork(head: dict[str, Any], base_repository: dict[str, Any]) -> bool:
-    """Tell whether the head lives in another repository than the base.
+    """Return whether the head lives in another repository than the base.
 
-    head.repo is null when the fork was deleted. head.repo.fork tells whether the repository
-    is a fork, not whether this pull request comes from one, so it decides nothing.
+    head.repo is null when the fork was deleted. head.repo.fork describes the repository
+    (true for any fork, even for a pull request within it), so it decides nothing.
     """
     head_repository = head.get("repo")
     if not isinstance(head_repository, dict):

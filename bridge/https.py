@@ -40,8 +40,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 def tls_context(ca_pem: str) -> ssl.SSLContext:
     """Return a client context that trusts exactly the given certificate(s)."""
-    context = ssl.create_default_context(cadata=ca_pem)
-    return context
+    return ssl.create_default_context(cadata=ca_pem)
 
 
 def get(

@@ -21,7 +21,6 @@ class Run:
 
     ident: str
     status: str
-    rc: int | None
     facts: dict[str, Any]
 
     @property
@@ -53,14 +52,10 @@ def read_run(folder: Path) -> Run | None:
     """Read one artifact folder, or return None when it contains no preview facts yet."""
     status_file = folder / "status"
     status = status_file.read_text().strip() if status_file.exists() else "running"
-    rc_file = folder / "rc"
-    rc_text = rc_file.read_text().strip() if rc_file.exists() else ""
-    # ansible-runner writes "None" when the run was killed before ansible-playbook exited.
-    rc = int(rc_text) if rc_text.lstrip("-").isdigit() else None
     facts = _preview_facts(folder / "job_events")
     if facts is None:
         return None
-    return Run(ident=folder.name, status=status, rc=rc, facts=facts)
+    return Run(ident=folder.name, status=status, facts=facts)
 
 
 def read_runs(runner_dir: Path) -> list[Run]:

@@ -91,7 +91,9 @@ def parse_run_arguments(settings: Settings, arguments: list[str]) -> tuple[Previ
     if match is None:
         raise RunArgumentError("ident: expected <time>_<project>-pr<N>_<action>_<6 hex>")
     if match["project"] != settings.project:
-        raise RunArgumentError(f"ident: names project {match['project']}, not {settings.project}")
+        raise RunArgumentError(
+            f"ident: project {match['project']} does not match the configured {settings.project}"
+        )
     if match["action"] != action or match["number"] != number:
         raise RunArgumentError("ident: does not name this action and pull-request number")
 

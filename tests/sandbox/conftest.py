@@ -1,6 +1,5 @@
 """The sandbox host for end-to-end tests: booted once per session, provisioned by site.yml."""
 
-import json
 import os
 import socket
 import time
@@ -123,7 +122,3 @@ def wait_until(condition, timeout: float = 30.0, interval: float = 0.5):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
-
-
-def load_json(text: str):
-    return json.loads(text)

@@ -1,11 +1,11 @@
 #!/usr/bin/python
-"""Ansible module: wait until every service of a preview answers its health path."""
+"""Ansible module: wait until every service of a preview returns 2xx on its health path."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: preview_health
-short_description: Wait for a preview's services to answer their health checks
+short_description: Wait for a preview's services to pass their health checks
 description:
   - Polls http://127.0.0.1:<port><path> for each service until it returns 2xx.
   - Fails at once when a unit enters the failed state, which a unit that keeps exiting at

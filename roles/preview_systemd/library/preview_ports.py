@@ -98,11 +98,11 @@ def write_atomically(path, data):
 def allocate(preview, services, reservations, busy, start, end):
     """Return the preview's ports: kept where reserved, the lowest free ones otherwise."""
     own = dict(reservations.get(preview, {}))
-    taken = {
+    reserved_by_others = {
         port for name, ports in reservations.items() if name != preview for port in ports.values()
     }
     ports = {service: own[service] for service in services if service in own}
-    unavailable = taken | set(ports.values()) | (busy - set(own.values()))
+    unavailable = reserved_by_others | set(ports.values()) | (busy - set(own.values()))
     candidates = (port for port in range(start, end + 1) if port not in unavailable)
     for service in services:
         if service in ports:
