@@ -178,6 +178,21 @@ def test_build_environment_has_no_secret(host):
     assert "PREVIEWS_" not in log
 
 
+def test_secret_not_in_artifacts(host, pair):
+    result = host.sandbox.run(
+        [
+            "grep",
+            "-rlF",
+            host.secret.decode(),
+            "/var/lib/pr-previews/runner",
+            "/var/lib/pr-previews/requests",
+        ],
+        capture_output=True,
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+
+
 def test_bridge_reads_artifacts_but_cannot_write(host, pair):
     ident = sorted(host.runs())[-1]
     folder = f"/var/lib/pr-previews/runner/artifacts/{ident}"
