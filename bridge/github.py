@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bridge.models import LOGIN, REPOSITORY, SHA, PreviewRequest, ref_name_error
+from bridge.forge import Ignored, PayloadError, PullRequestEvent, build_request
+from bridge.models import LOGIN, REPOSITORY, SHA, ref_name_error
 
 SIGNATURE_PREFIX = "sha256="
 
@@ -15,17 +15,7 @@ T = TypeVar("T")
 
 DEPLOY_ACTIONS = frozenset({"opened", "reopened", "synchronize"})
 CLEANUP_ACTIONS = frozenset({"closed"})
-
-
-class PayloadError(ValueError):
-    """The body is signed but lacks a field the event needs, or has one of the wrong type."""
-
-
-@dataclass(frozen=True)
-class Ignored:
-    """An event that starts nothing, with the reason sent back to GitHub."""
-
-    reason: str
+LABELED = "labeled"
 
 
 def signature_is_valid(secret: bytes, body: bytes, header: str | None) -> bool:
@@ -43,16 +33,28 @@ def sign(secret: bytes, body: bytes) -> str:
     return SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest | Ignored:
-    """Map a pull_request event body to a deploy or cleanup request, or return why it is ignored.
+# Where each request field comes from in a pull_request body, for error messages.
+FIELD_PATHS = {
+    "number": "pull_request.number",
+    "sha": "pull_request.head.sha",
+    "ref": "pull_request.head.ref",
+    "author": "pull_request.user.login",
+    "repository": "pull_request.base.repo.full_name",
+    "delivery": "X-GitHub-Delivery",
+}
 
-    Raises PayloadError when a field that the action needs is missing, and pydantic's
-    ValidationError when a field is present but invalid.
+
+def parse_pull_request(payload: dict[str, Any], delivery: str) -> PullRequestEvent | Ignored:
+    """Map a pull_request event body to a deploy or cleanup event, or return why it is ignored.
+
+    "labeled" maps to a deploy event that carries the label: only the trust policy knows
+    whether that label approves the head SHA. Raises PayloadError, naming the field, when a
+    field that the action needs is missing or invalid.
     """
     action = payload.get("action")
     if not isinstance(action, str):
-        raise PayloadError("'action' is missing or not a string")
-    if action in DEPLOY_ACTIONS:
+        raise PayloadError("action", "is missing or not a string")
+    if action in DEPLOY_ACTIONS or action == LABELED:
         kind = "deploy"
     elif action in CLEANUP_ACTIONS:
         kind = "cleanup"
@@ -60,47 +62,68 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PreviewRequest
         return Ignored(f"pull_request action {action!r} starts no run")
 
     pull_request = _object(payload, "pull_request")
-    head = _object(pull_request, "head")
-    base_repository = _object(_object(pull_request, "base"), "repo")
+    head = _object(pull_request, "head", "pull_request.")
+    base_repository = _object(_object(pull_request, "base", "pull_request."), "repo", "pull_request.base.")
     user = pull_request.get("user") or {}
-
-    if kind == "deploy" and _is_from_fork(head, base_repository):
-        # TODO: let a maintainer approve one exact SHA of a fork's pull request. Until then no
-        # fork pull request is built, because no maintainer has reviewed its code.
-        return Ignored(
-            "pull request comes from another repository than the base; "
-            "fork pull requests are not deployed automatically"
-        )
-
-    number = _field(pull_request, "number", int)
-    ref = _field(head, "ref", str)
     author = user.get("login", "") if isinstance(user, dict) else ""
+    number = _field(pull_request, "number", int, "pull_request.")
+    ref = _field(head, "ref", str, "pull_request.head.")
+
     if kind == "cleanup":
         # A cleanup needs only the number: a field that fails validation must not keep a
         # closed pull request's preview running, so it is left out instead.
         sha = head.get("sha")
         repository = base_repository.get("full_name")
-        return PreviewRequest(
-            action=kind,
-            number=number,
-            sha=sha if isinstance(sha, str) and SHA.fullmatch(sha) else None,
-            ref=ref if ref_name_error(ref) is None else "",
-            author=author if isinstance(author, str) and LOGIN.fullmatch(author) else "",
-            repository=repository
-            if isinstance(repository, str) and REPOSITORY.fullmatch(repository)
-            else "",
-            delivery=delivery,
+        request = build_request(
+            {
+                "action": kind,
+                "number": number,
+                "sha": sha if isinstance(sha, str) and SHA.fullmatch(sha) else None,
+                "ref": ref if ref_name_error(ref) is None else "",
+                "author": author if isinstance(author, str) and LOGIN.fullmatch(author) else "",
+                "repository": repository
+                if isinstance(repository, str) and REPOSITORY.fullmatch(repository)
+                else "",
+                "delivery": delivery,
+            },
+            FIELD_PATHS,
         )
+        return PullRequestEvent(request=request, from_fork=_is_from_fork(head, base_repository))
 
-    return PreviewRequest(
-        action=kind,
-        number=number,
-        sha=_field(head, "sha", str),
-        ref=ref,
-        author=author,
-        repository=_field(base_repository, "full_name", str),
-        delivery=delivery,
+    request = build_request(
+        {
+            "action": kind,
+            "number": number,
+            "sha": _field(head, "sha", str, "pull_request.head."),
+            "ref": ref,
+            "author": author,
+            "repository": _field(base_repository, "full_name", str, "pull_request.base.repo."),
+            "delivery": delivery,
+        },
+        FIELD_PATHS,
     )
+    association = pull_request.get("author_association")
+    return PullRequestEvent(
+        request=request,
+        from_fork=_is_from_fork(head, base_repository),
+        association=association if isinstance(association, str) else "",
+        label=_added_label(payload) if action == LABELED else None,
+        sender=_sender(payload),
+    )
+
+
+def _added_label(payload: dict[str, Any]) -> str:
+    label = payload.get("label")
+    name = label.get("name") if isinstance(label, dict) else None
+    if not isinstance(name, str):
+        raise PayloadError("label.name", "is missing or not a string")
+    return name
+
+
+def _sender(payload: dict[str, Any]) -> str:
+    sender = payload.get("sender")
+    login = sender.get("login") if isinstance(sender, dict) else None
+    return login if isinstance(login, str) and LOGIN.fullmatch(login) else ""
 
 
 def _is_from_fork(head: dict[str, Any], base_repository: dict[str, Any]) -> bool:
@@ -117,16 +140,16 @@ def _is_from_fork(head: dict[str, Any], base_repository: dict[str, Any]) -> bool
     return bool(head_repository.get("full_name") != base_repository.get("full_name"))
 
 
-def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
+def _object(parent: dict[str, Any], key: str, path: str = "") -> dict[str, Any]:
     value = parent.get(key)
     if not isinstance(value, dict):
-        raise PayloadError(f"'{key}' is missing or not an object")
+        raise PayloadError(path + key, "is missing or not an object")
     return value
 
 
-def _field(parent: dict[str, Any], key: str, kind: type[T]) -> T:
+def _field(parent: dict[str, Any], key: str, kind: type[T], path: str) -> T:
     value = parent.get(key)
     # bool is a subclass of int, and true is no pull request number.
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise PayloadError(f"'{key}' is missing or not of type {kind.__name__}")
+        raise PayloadError(path + key, f"is missing or not of type {kind.__name__}")
     return value
