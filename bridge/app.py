@@ -1,4 +1,4 @@
-"""The webhook bridge: verify, decide, queue a run, respond at once."""
+"""The webhook bridge: verify, decide, persist, respond at once; the runs follow."""
 
 # No "from __future__ import annotations" here: FastAPI must resolve the Annotated
 # dependencies of the routes defined inside create_app at run time.
@@ -10,10 +10,12 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
-from bridge import github
+from bridge import api, github, registry, trust
+from bridge.forge import Ignored, PayloadError, PullRequestEvent
+from bridge.intake import Blocked, now
 from bridge.queue import RunQueue
 from bridge.settings import Settings
 
@@ -23,6 +25,7 @@ MSG_NO_SECRET = (
     "PREVIEWS_WEBHOOK_SECRET is not set: "  # noqa: S105 - an error message, not a secret
     "the bridge cannot verify webhooks without it"
 )
+JSON_TYPES = frozenset({"application/json"})
 
 
 def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
@@ -31,73 +34,113 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         raise RuntimeError(MSG_NO_SECRET)
     secret = settings.webhook_secret.get_secret_value().encode()
     run_queue = queue or RunQueue(settings)
+    intake = run_queue.intake
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        run_queue.resume()
+        intake.forget_deliveries(settings.delivery_retention_days)
         yield
         run_queue.shutdown()
 
-    # No interactive docs or schema: the webhook endpoint is for forges, not browsers.
+    # The schema documents the operator API; the webhook endpoints are for forges.
     app = FastAPI(
         title="pr-previews bridge",
+        summary="Webhook intake and operator API of pr-previews",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/api/openapi.json",
     )
     app.state.settings = settings
     app.state.queue = run_queue
+    app.include_router(api.router(settings, run_queue))
+    app.add_exception_handler(PayloadError, _payload_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
 
     async def signed_body(
         request: Request,
         x_hub_signature_256: Annotated[str | None, Header()] = None,
     ) -> bytes:
+        _check_content_type(request)
         body = await _read_capped(request, settings.max_body_bytes)
         if not github.signature_is_valid(secret, body, x_hub_signature_256):
             logger.warning("rejected a webhook with a missing or invalid signature")
             raise HTTPException(HTTPStatus.UNAUTHORIZED, "invalid or missing signature")
         return body
 
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/webhooks/github")
-    async def github_webhook(
+    @app.post("/webhooks/github", include_in_schema=False)
+    def github_webhook(
         body: Annotated[bytes, Depends(signed_body)],
         x_github_event: Annotated[str, Header()] = "",
         x_github_delivery: Annotated[str, Header()] = "",
     ) -> JSONResponse:
         payload = _parse_json(body)
-
         if x_github_event == "ping":
             return JSONResponse({"status": "pong"})
         if x_github_event != "pull_request":
             return _ignored(f"event {x_github_event!r} starts no run")
 
-        try:
-            decision = github.parse_pull_request(payload, x_github_delivery)
-        except github.PayloadError as error:
-            raise HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from error
-        except ValidationError as error:
-            raise HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, _describe(error)) from error
-        if isinstance(decision, github.Ignored):
-            return _ignored(decision.reason)
+        if intake.seen(x_github_delivery):
+            return _ignored(f"delivery {x_github_delivery} was already accepted")
+        event = github.parse_pull_request(payload, x_github_delivery)
+        if isinstance(event, Ignored):
+            return _ignored(event.reason)
+        return _accept(event, x_github_delivery)
 
-        ident, _ = run_queue.submit(decision)
+    def _accept(event: PullRequestEvent, delivery: str) -> JSONResponse:
+        decision = trust.decide(event, settings, _served_sha(event.request.number))
+        if isinstance(decision, Ignored):
+            return _ignored(decision.reason)
+        if isinstance(decision, trust.Hold):
+            intake.block(Blocked(decision.request, decision.reason, now()))
+            intake.remember(delivery)
+            logger.info(
+                "delivery %s blocked: PR %s %s",
+                delivery or "-",
+                decision.request.number,
+                decision.reason,
+            )
+            return JSONResponse({"status": "blocked", "reason": decision.reason})
+
+        accepted = run_queue.submit(decision.request)
+        intake.unblock(decision.request.number)
+        intake.remember(delivery)
         logger.info(
-            "delivery %s accepted: %s of PR %s as run %s",
-            x_github_delivery or "-",
-            decision.action,
-            decision.number,
-            ident,
+            "delivery %s accepted: %s of PR %s as run %s%s",
+            delivery or "-",
+            decision.request.action,
+            decision.request.number,
+            accepted.ident,
+            f", approved by {decision.approved_by}" if decision.approved_by else "",
         )
         return JSONResponse(
-            {"status": "accepted", "action": decision.action, "run": ident},
+            {"status": "accepted", "action": decision.request.action, "run": accepted.ident},
             status_code=HTTPStatus.ACCEPTED,
         )
 
+    def _served_sha(number: int) -> str:
+        preview_id = settings.preview_id(number)
+        for preview in registry.list_previews(settings.runner_dir):
+            if preview.id == preview_id and preview.status == "active":
+                return preview.sha
+        return ""
+
     return app
+
+
+def _check_content_type(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_TYPES:
+        # GitHub sends application/x-www-form-urlencoded unless the hook asks for JSON.
+        raise HTTPException(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "content type must be application/json; set the webhook's content type to JSON",
+        )
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -129,8 +172,24 @@ def _ignored(reason: str) -> JSONResponse:
     return JSONResponse({"status": "ignored", "reason": reason}, status_code=HTTPStatus.OK)
 
 
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'request'}: {item['msg']}"
-        for item in error.errors()
+async def _payload_error(request: Request, error: Exception) -> JSONResponse:
+    if not isinstance(error, PayloadError):
+        raise error
+    return JSONResponse(
+        {"detail": [{"field": error.field, "reason": error.reason}]},
+        status_code=HTTPStatus.UNPROCESSABLE_ENTITY,
     )
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    """Name each invalid header, path or query field and say why, without echoing input."""
+    if not isinstance(error, RequestValidationError):
+        raise error
+    detail = [
+        {
+            "field": ".".join(str(part) for part in item["loc"]),
+            "reason": str(item["msg"]).removeprefix("Value error, "),
+        }
+        for item in error.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=HTTPStatus.UNPROCESSABLE_ENTITY)

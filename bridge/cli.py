@@ -9,11 +9,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from bridge import registry
+from bridge import logs, registry
+from bridge.intake import Intake
 from bridge.models import PreviewRequest
 from bridge.run_command import (
+    IDENT,
     in_run_unit,
     launch,
     parse_run_arguments,
@@ -87,9 +90,43 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("arguments", nargs=argparse.REMAINDER, help="the seven run arguments")
     run.set_defaults(handler=_run)
 
-    listing = commands.add_parser("list", help="list active previews")
+    listing = commands.add_parser("list", help="list previews: active, failed and blocked")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=_list)
+
+    show = commands.add_parser("show", help="show one preview")
+    show.add_argument("number", type=int, help="pull-request number")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_show)
+
+    runs = commands.add_parser("history", help="list a preview's runs, oldest first")
+    runs.add_argument("number", type=int, help="pull-request number")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    runs.set_defaults(handler=_history)
+
+    logs = commands.add_parser("logs", help="print the output of a preview's latest run")
+    logs.add_argument("number", type=int, help="pull-request number")
+    logs.add_argument("--run", help="this run's output instead of the latest")
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing until the run ends"
+    )
+    logs.set_defaults(handler=_logs)
+
+    approve = commands.add_parser(
+        "approve", help="deploy one SHA of a blocked pull request (a fork's, for example)"
+    )
+    approve.add_argument("number", type=int, help="pull-request number")
+    approve.add_argument("--sha", required=True, help="the head SHA you reviewed")
+    approve.set_defaults(handler=_approve)
+
+    stale = commands.add_parser(
+        "cleanup-stale", help="remove previews not deployed for a number of days"
+    )
+    stale.add_argument(
+        "--max-age-days", type=int, default=7, help="days since the last deploy (default: 7)"
+    )
+    stale.add_argument("--dry-run", action="store_true", help="only print what would go")
+    stale.set_defaults(handler=_cleanup_stale)
 
     demo = commands.add_parser("demo", help="run the whole lifecycle on the sandbox host")
     demo.add_argument("--keep", action="store_true", help="leave the sandbox host running")
@@ -186,25 +223,137 @@ def _run(args: argparse.Namespace) -> int:
     with preview_lock(settings, request.number):
         status = run_playbook(settings, request, ident)
     share_artifacts(settings, ident)
+    registry.rotate(settings.runner_dir, settings.requests_dir, settings.keep_runs)
     return 0 if status == "successful" else EXIT_FAILURE
 
 
+def _previews(settings: Settings) -> tuple[list[registry.Preview], list[registry.Run]]:
+    return registry.overview(
+        settings.runner_dir, Intake(settings.state_dir).blocked(), settings.preview_id
+    )
+
+
+def _find(settings: Settings, number: int) -> registry.Preview | None:
+    previews, _ = _previews(settings)
+    return next((preview for preview in previews if preview.number == number), None)
+
+
 def _list(args: argparse.Namespace) -> int:
-    previews = registry.list_previews(Settings().runner_dir)
+    previews, _ = _previews(Settings())
     if args.json:
         print(json.dumps([preview.as_dict() for preview in previews], indent=2))
         return 0
     if not previews:
-        print("no active previews")
+        print("no previews")
         return 0
-    print(f"{'PR':>7}  {'STATUS':<9}  {'SHA':<12}  {'UPDATED':<20}  {'AUTHOR':<16}  URL")
+    print(f"{'PR':>7}  {'STATUS':<9}  {'SHA':<12}  {'UPDATED':<27}  {'AUTHOR':<16}  URL OR REASON")
     for preview in previews:
-        url = next(iter(preview.urls.values()), "")
+        detail = next(iter(preview.urls.values()), "")
+        if preview.blocked:
+            detail = f"blocked {preview.blocked_sha[:12]}: {preview.blocked}"
         print(
             f"{preview.number:>7}  {preview.status:<9}  {preview.sha[:12]:<12}  "
-            f"{preview.updated:<20}  {preview.author[:16]:<16}  {url}"
+            f"{preview.updated:<27}  {preview.author[:16]:<16}  {detail}"
         )
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    settings = Settings()
+    preview = _find(settings, args.number)
+    if preview is None:
+        print(f"previews: no preview of PR {args.number}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(preview.as_dict(), indent=2))
+        return 0
+    for key, value in preview.as_dict().items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{name}={item}" for name, item in value.items())
+        if value != "":
+            print(f"{key + ':':<12} {value}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    settings = Settings()
+    runs = registry.history(
+        registry.read_runs(settings.runner_dir), settings.preview_id(args.number)
+    )
+    if args.json:
+        print(json.dumps([run.as_dict() for run in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"previews: no run of PR {args.number}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{'TIME':<27}  {'ACTION':<8}  {'STATUS':<10}  {'SHA':<12}  RUN")
+    for run in runs:
+        print(
+            f"{run.time:<27}  {run.action:<8}  {run.status:<10}  "
+            f"{str(run.facts.get('sha', ''))[:12]:<12}  {run.ident}"
+        )
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    settings = Settings()
+    artifacts = settings.runner_dir / "artifacts"
+    ident = args.run or logs.latest_run(artifacts, settings.preview_id(args.number))
+    if ident is None or not IDENT.fullmatch(ident) or not (artifacts / ident).is_dir():
+        print(f"previews: no run of PR {args.number} to show", file=sys.stderr)
+        return EXIT_FAILURE
+    status = logs.copy_output(artifacts / ident, sys.stdout, follow=args.follow)
+    if status is None:
+        return 0
+    print(f"run {ident}: {status}", file=sys.stderr)
+    return 0 if status == "successful" else EXIT_FAILURE
+
+
+def _approve(args: argparse.Namespace) -> int:
+    settings = Settings()
+    blocked = next(
+        (
+            entry
+            for entry in Intake(settings.state_dir).blocked()
+            if entry.request.number == args.number
+        ),
+        None,
+    )
+    if blocked is None:
+        print(
+            f"previews: PR {args.number} has no blocked request; "
+            "'previews deploy' deploys a pull request that needs no approval",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    if blocked.request.sha != args.sha:
+        print(
+            f"previews: the blocked request of PR {args.number} is for SHA "
+            f"{blocked.request.sha}, not {args.sha}; approve the SHA you reviewed",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return _run_now(blocked.request.model_copy(update={"delivery": ""}))
+
+
+def _cleanup_stale(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if args.max_age_days < 1:
+        print("previews: --max-age-days must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
+    limit = datetime.now(UTC) - timedelta(days=args.max_age_days)
+    cutoff = limit.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    previews, _ = _previews(settings)
+    stale = [preview for preview in previews if preview.sha and preview.updated < cutoff]
+    if not stale:
+        print(f"no preview is older than {args.max_age_days} days")
+        return 0
+    failed = 0
+    for preview in stale:
+        print(f"PR {preview.number}: last deployed {preview.updated}")
+        if not args.dry_run:
+            failed += _run_now(PreviewRequest(action="cleanup", number=preview.number)) != 0
+    return EXIT_FAILURE if failed else 0
 
 
 def _urls(args: argparse.Namespace) -> int:

@@ -63,7 +63,9 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PullRequestEve
 
     pull_request = _object(payload, "pull_request")
     head = _object(pull_request, "head", "pull_request.")
-    base_repository = _object(_object(pull_request, "base", "pull_request."), "repo", "pull_request.base.")
+    base_repository = _object(
+        _object(pull_request, "base", "pull_request."), "repo", "pull_request.base."
+    )
     user = pull_request.get("user") or {}
     author = user.get("login", "") if isinstance(user, dict) else ""
     number = _field(pull_request, "number", int, "pull_request.")

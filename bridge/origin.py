@@ -90,8 +90,16 @@ def pull_request_payload(
     ref: str,
     login: str = "octocat",
     title: str = "",
+    association: str = "MEMBER",
+    head: str = "same",
+    label: str | None = None,
 ) -> dict[str, Any]:
-    """Return a pull_request webhook body with the fields and nesting GitHub sends."""
+    """Return a pull_request webhook body with the fields and nesting GitHub sends.
+
+    head is "same" for a branch of the base repository, "fork" for a fork's and "deleted"
+    for a fork that no longer exists. With label, the body is a "labeled" event sent by
+    the maintainer "octo-maintainer".
+    """
     owner, name = REPOSITORY.split("/")
     repository = {
         "id": 1296269,
@@ -104,7 +112,12 @@ def pull_request_payload(
         "default_branch": "main",
     }
     user = {"login": login, "id": 583231, "type": "User"}
-    return {
+    head_repository: dict[str, Any] | None = repository
+    if head == "fork":
+        head_repository = {**repository, "id": 7, "full_name": f"{login}/{name}", "fork": True}
+    elif head == "deleted":
+        head_repository = None
+    payload = {
         "action": action,
         "number": number,
         "pull_request": {
@@ -114,14 +127,14 @@ def pull_request_payload(
             "state": "closed" if action == "closed" else "open",
             "title": title or f"Demo change {number}",
             "user": user,
-            "author_association": "MEMBER",
+            "author_association": association,
             "merged": False,
             "head": {
                 "label": f"{owner}:{ref}",
                 "ref": ref,
                 "sha": sha,
                 "user": user,
-                "repo": repository,
+                "repo": head_repository,
             },
             "base": {
                 "label": f"{owner}:main",
@@ -134,6 +147,10 @@ def pull_request_payload(
         "repository": repository,
         "sender": user,
     }
+    if label is not None:
+        payload["label"] = {"id": 1, "name": label, "color": "0e8a16"}
+        payload["sender"] = {"login": "octo-maintainer", "id": 2, "type": "User"}
+    return payload
 
 
 def signed_delivery(

@@ -1,12 +1,18 @@
-"""The bridge's run queue: one run at a time per preview, a global limit on runs."""
+"""The bridge's run queue: durable, one run at a time per preview, a global limit on runs.
+
+Every request is written to the intake before submit returns, so the bridge answers 202
+only for requests that survive a restart. A newer request of a preview replaces its
+pending one: ten pushes during a deploy cause one more run, of the last push.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+from bridge.intake import Accepted, Intake, now
 from bridge.models import PreviewRequest
 from bridge.run_command import launch
 from bridge.runner import new_ident
@@ -14,62 +20,114 @@ from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Job = tuple[PreviewRequest, str, "Future[int]"]
+Launcher = Callable[[Settings, PreviewRequest, str], int]
+# Called after each run with the accepted request and the run's exit status.
+Listener = Callable[[Accepted, int], None]
 
 
 class RunQueue:
-    """Runs requests in worker threads, in order of arrival for each preview.
+    """Runs accepted requests in worker threads, at most one per preview at a time.
 
-    A worker takes one run of one preview and then goes back to the pool, so a preview
-    with many queued requests never keeps the other previews waiting for a worker.
-
-    TODO: persist requests before they are accepted, so a restart of the bridge loses none,
-    and let a newer request replace a pending one of the same preview.
+    A worker runs one request and goes back to the pool, so a preview that keeps getting
+    pushes never keeps the other previews waiting for a worker.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        intake: Intake | None = None,
+        launcher: Launcher = launch,
+    ) -> None:
         self._settings = settings
+        self.intake = intake or Intake(settings.state_dir)
+        self._launch = launcher
         self._executor = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_runs, thread_name_prefix="run"
         )
-        self._jobs: dict[int, deque[Job]] = {}
+        self._busy: set[int] = set()
         self._guard = threading.Lock()
+        self._listeners: list[Listener] = []
+        self.running: dict[int, Accepted] = {}
 
-    def submit(self, request: PreviewRequest) -> tuple[str, Future[int]]:
-        """Queue the request; return the ident its run will have and its exit status."""
-        ident = new_ident(self._settings, request)
-        future: Future[int] = Future()
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def resume(self) -> list[int]:
+        """Schedule what a stopped bridge had accepted and not finished; return the PRs."""
         with self._guard:
-            jobs = self._jobs.get(request.number)
-            if jobs is not None:
-                # A run of this preview is queued or running; this one follows it.
-                jobs.append((request, ident, future))
-                return ident, future
-            self._jobs[request.number] = deque([(request, ident, future)])
-        self._executor.submit(self._run_next, request.number)
-        return ident, future
+            self.intake.prepare()
+            numbers = self.intake.recover()
+        for number in numbers:
+            logger.info("resuming the accepted request of PR %s", number)
+            self._schedule(number)
+        return numbers
+
+    def submit(self, request: PreviewRequest) -> Accepted:
+        """Persist the request and schedule its run; return it with its run's ident."""
+        accepted = Accepted(request, new_ident(self._settings, request), now())
+        with self._guard:
+            replaced = self.intake.put(accepted)
+        if replaced is not None:
+            logger.info(
+                "run %s of PR %s is replaced by %s before it started",
+                replaced.ident,
+                request.number,
+                accepted.ident,
+            )
+        self._schedule(request.number)
+        return accepted
+
+    def idle(self) -> bool:
+        """Return whether no run is in progress or waiting."""
+        with self._guard:
+            return not self._busy and not self.intake.pending()
 
     def shutdown(self) -> None:
+        """Stop taking requests; pending ones stay in the intake for the next start."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _schedule(self, number: int) -> None:
+        with self._guard:
+            if number in self._busy:
+                # The worker of this preview takes the pending request when its run ends.
+                return
+            self._busy.add(number)
+        try:
+            self._executor.submit(self._run_next, number)
+        except RuntimeError:
+            # Shutting down: the request stays pending for the next start.
+            with self._guard:
+                self._busy.discard(number)
 
     def _run_next(self, number: int) -> None:
         with self._guard:
-            request, ident, future = self._jobs[number][0]
+            accepted = self.intake.take(number)
+            if accepted is None:
+                self._busy.discard(number)
+                return
+            self.running[number] = accepted
 
-        logger.info("run %s started: %s of PR %s", ident, request.action, request.number)
-        try:
-            status = launch(self._settings, request, ident)
-        except OSError as error:
-            logger.exception("run %s could not be started", ident)
-            future.set_exception(error)
-        else:
-            logger.info("run %s finished with exit status %s", ident, status)
-            future.set_result(status)
+        status = self._run(accepted)
 
         with self._guard:
-            jobs = self._jobs[number]
-            jobs.popleft()
-            if not jobs:
-                del self._jobs[number]
-                return
-        self._executor.submit(self._run_next, number)
+            self.intake.finish(number)
+            del self.running[number]
+            self._busy.discard(number)
+        for listener in self._listeners:
+            try:
+                listener(accepted, status)
+            except Exception:
+                # A listener reports; its failure must not stop the preview's queue.
+                logger.exception("a listener failed after run %s", accepted.ident)
+        self._schedule(number)
+
+    def _run(self, accepted: Accepted) -> int:
+        request, ident = accepted.request, accepted.ident
+        logger.info("run %s started: %s of PR %s", ident, request.action, request.number)
+        try:
+            status = self._launch(self._settings, request, ident)
+        except OSError:
+            logger.exception("run %s could not be started", ident)
+            return -1
+        logger.info("run %s finished with exit status %s", ident, status)
+        return status

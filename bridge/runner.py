@@ -16,6 +16,7 @@ import ansible_runner
 import yaml
 
 from bridge.models import PreviewRequest
+from bridge.run_command import share_artifacts
 from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ def run_playbook(settings: Settings, request: PreviewRequest, ident: str) -> str
     settings.runner_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     logger.info("run %s started: %s of PR %s", ident, request.action, request.number)
 
+    def share_when_running(status: dict[str, Any], runner_config: Any = None) -> None:
+        # So that the bridge and operators can follow the log of a run in progress.
+        if status.get("status") == "running":
+            share_artifacts(settings, ident)
+
     result = ansible_runner.run(
         private_data_dir=str(settings.runner_dir),
         project_dir=str(settings.project_dir),
@@ -93,6 +99,7 @@ def run_playbook(settings: Settings, request: PreviewRequest, ident: str) -> str
         cmdline=f"-e @{extra_vars_file}",
         envvars={"ANSIBLE_CONFIG": str(settings.project_dir / "ansible.cfg")},
         quiet=True,
+        status_handler=share_when_running,
     )
 
     logger.info("run %s finished: status %s, rc %s", ident, result.status, result.rc)

@@ -39,6 +39,27 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(None, description="forge webhook secret")
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="largest webhook body accepted")
     max_concurrent_runs: int = Field(2, gt=0, description="runs started at the same time")
+    allowed_associations: frozenset[str] = Field(
+        frozenset({"OWNER", "MEMBER", "COLLABORATOR"}),
+        description="author associations whose pull requests deploy without an approval",
+    )
+    approval_label: str = Field(
+        "preview-approved",
+        min_length=1,
+        max_length=50,
+        description="label that approves the head SHA of a pull request when added",
+    )
+    approvers: frozenset[str] = Field(
+        frozenset(),
+        description="logins whose label approves; empty: whoever the forge lets add labels",
+    )
+    api_token: SecretStr | None = Field(None, description="bearer token of the operator API")
+    keep_runs: int = Field(
+        20, gt=0, description="runs kept per inactive preview; active previews keep all"
+    )
+    delivery_retention_days: int = Field(
+        7, gt=0, description="days a delivery id is remembered to drop repeated deliveries"
+    )
 
     @field_validator("project")
     @classmethod
@@ -47,9 +68,9 @@ class Settings(BaseSettings):
             raise ValueError("must be 1 to 20 lowercase letters or digits, starting with a letter")
         return value
 
-    @field_validator("webhook_secret")
+    @field_validator("webhook_secret", "api_token")
     @classmethod
-    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
         secret = value.get_secret_value()
@@ -64,6 +85,11 @@ class Settings(BaseSettings):
     def runner_dir(self) -> Path:
         """ansible-runner's private data directory; its artifacts are the registry."""
         return self.data_dir / "runner"
+
+    @property
+    def state_dir(self) -> Path:
+        """The bridge's own state: accepted requests, deliveries, blocked requests."""
+        return self.data_dir / "bridge"
 
     @property
     def requests_dir(self) -> Path:

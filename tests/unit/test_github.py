@@ -2,10 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from bridge import github
-from bridge.models import PreviewRequest
+from bridge.forge import PayloadError, PullRequestEvent
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "github"
 
@@ -107,9 +105,11 @@ def test_sign_matches_vector():
     ],
 )
 def test_parse_fixture(name, action, number, sha, ref):
-    request = github.parse_pull_request(load(name), "delivery-1")
+    event = github.parse_pull_request(load(name), "delivery-1")
 
-    assert isinstance(request, PreviewRequest)
+    assert isinstance(event, PullRequestEvent)
+    assert not event.from_fork
+    request = event.request
     assert request.action == action
     assert request.number == number
     assert request.sha == sha
@@ -119,26 +119,30 @@ def test_parse_fixture(name, action, number, sha, ref):
 def test_parse_delivery_body():
     body = load("pull_request.closed.delivery.json")["body"]
 
-    request = github.parse_pull_request(body, "ebfa5590-4d78-11ee-9662-d5d5634b1601")
+    event = github.parse_pull_request(body, "ebfa5590-4d78-11ee-9662-d5d5634b1601")
 
-    assert isinstance(request, PreviewRequest)
+    assert isinstance(event, PullRequestEvent)
+    request = event.request
     assert request.action == "cleanup"
     assert request.number == 14
     assert request.repository == "taskcluster/tc-dev-integration-test"
 
 
-def test_parse_labeled_is_ignored():
-    decision = github.parse_pull_request(load("pull_request.labeled.json"), "")
+def test_parse_labeled_carries_the_label_and_sender():
+    event = github.parse_pull_request(load("pull_request.labeled.json"), "")
 
-    assert isinstance(decision, github.Ignored)
-    assert "labeled" in decision.reason
+    assert isinstance(event, PullRequestEvent)
+    assert event.request.action == "deploy"
+    assert event.label == "bug"
+    assert event.sender == "Codertocat"
+    assert event.association == "OWNER"
 
 
 def test_parse_missing_head():
     payload = load("pull_request.opened.json")
     del payload["pull_request"]["head"]
 
-    with pytest.raises(github.PayloadError, match="head"):
+    with pytest.raises(PayloadError, match="head"):
         github.parse_pull_request(payload, "")
 
 
@@ -146,7 +150,7 @@ def test_parse_number_of_wrong_type():
     payload = load("pull_request.opened.json")
     payload["pull_request"]["number"] = True
 
-    with pytest.raises(github.PayloadError, match="number"):
+    with pytest.raises(PayloadError, match="number"):
         github.parse_pull_request(payload, "")
 
 
@@ -154,34 +158,36 @@ def test_parse_invalid_sha():
     payload = load("pull_request.opened.json")
     payload["pull_request"]["head"]["sha"] = "$(touch /tmp/canary)"
 
-    with pytest.raises(ValidationError, match="sha"):
+    with pytest.raises(PayloadError, match="pull_request.head.sha"):
         github.parse_pull_request(payload, "")
 
 
-def test_fork_pull_request_is_not_deployed():
-    decision = github.parse_pull_request(load("pull_request.opened.fork.json"), "")
+def test_fork_pull_request_is_marked():
+    event = github.parse_pull_request(load("pull_request.opened.fork.json"), "")
 
-    assert isinstance(decision, github.Ignored)
-    assert "fork" in decision.reason
+    assert isinstance(event, PullRequestEvent)
+    assert event.from_fork
+    assert event.association == "CONTRIBUTOR"
 
 
-def test_deleted_fork_is_not_deployed():
+def test_deleted_fork_is_marked():
     payload = load("pull_request.opened.json")
     payload["pull_request"]["head"]["repo"] = None
 
-    decision = github.parse_pull_request(payload, "")
+    event = github.parse_pull_request(payload, "")
 
-    assert isinstance(decision, github.Ignored)
+    assert isinstance(event, PullRequestEvent)
+    assert event.from_fork
 
 
 def test_fork_pull_request_is_cleaned_up():
     payload = load("pull_request.opened.fork.json")
     payload["action"] = "closed"
 
-    request = github.parse_pull_request(payload, "")
+    event = github.parse_pull_request(payload, "")
 
-    assert isinstance(request, PreviewRequest)
-    assert request.action == "cleanup"
+    assert isinstance(event, PullRequestEvent)
+    assert event.request.action == "cleanup"
 
 
 @pytest.mark.parametrize("action", [["opened"], {"a": 1}, None, 5])
@@ -189,7 +195,7 @@ def test_parse_action_of_wrong_type(action):
     payload = load("pull_request.opened.json")
     payload["action"] = action
 
-    with pytest.raises(github.PayloadError, match="action"):
+    with pytest.raises(PayloadError, match="action"):
         github.parse_pull_request(payload, "")
 
 
@@ -198,9 +204,10 @@ def test_cleanup_with_invalid_ref_still_cleans_up():
     payload["pull_request"]["head"]["ref"] = "ブ" * 100
     payload["pull_request"]["user"]["login"] = "not a login"
 
-    request = github.parse_pull_request(payload, "")
+    event = github.parse_pull_request(payload, "")
 
-    assert isinstance(request, PreviewRequest)
+    assert isinstance(event, PullRequestEvent)
+    request = event.request
     assert request.action == "cleanup"
     assert request.ref == ""
     assert request.author == ""
@@ -210,5 +217,5 @@ def test_deploy_with_ref_over_255_bytes_rejected():
     payload = load("pull_request.opened.json")
     payload["pull_request"]["head"]["ref"] = "ブ" * 100
 
-    with pytest.raises(ValidationError, match="bytes"):
+    with pytest.raises(PayloadError, match="pull_request.head.ref: must be 1 to 255 bytes"):
         github.parse_pull_request(payload, "")
