@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from bridge import github
 from bridge.forge import PayloadError, PullRequestEvent
 
@@ -158,7 +159,7 @@ def test_parse_invalid_sha():
     payload = load("pull_request.opened.json")
     payload["pull_request"]["head"]["sha"] = "$(touch /tmp/canary)"
 
-    with pytest.raises(PayloadError, match="pull_request.head.sha"):
+    with pytest.raises(PayloadError, match=r"pull_request\.head\.sha"):
         github.parse_pull_request(payload, "")
 
 
@@ -217,5 +218,5 @@ def test_deploy_with_ref_over_255_bytes_rejected():
     payload = load("pull_request.opened.json")
     payload["pull_request"]["head"]["ref"] = "ブ" * 100
 
-    with pytest.raises(PayloadError, match="pull_request.head.ref: must be 1 to 255 bytes"):
+    with pytest.raises(PayloadError, match=r"pull_request\.head\.ref: must be 1 to 255 bytes"):
         github.parse_pull_request(payload, "")
