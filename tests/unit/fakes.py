@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,23 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.01)
+
+
+def write_run(root: Path, ident: str, status: str | None, facts: dict) -> None:
+    """Write an artifact folder laid out like ansible-runner's."""
+    folder = root / "artifacts" / ident
+    (folder / "job_events").mkdir(parents=True)
+    if status is not None:
+        (folder / "status").write_text(status)
+        (folder / "rc").write_text("0" if status == "successful" else "2")
+        event = {"event": "playbook_on_stats", "event_data": {"artifact_data": {"preview": facts}}}
+        (folder / "job_events" / "9-stats.json").write_text(json.dumps(event))
+    else:
+        event = {
+            "event": "runner_on_ok",
+            "event_data": {
+                "task_action": "ansible.builtin.set_stats",
+                "res": {"ansible_stats": {"data": {"preview": facts}}},
+            },
+        }
+        (folder / "job_events" / "3-setstats.json").write_text(json.dumps(event))

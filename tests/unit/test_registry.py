@@ -1,30 +1,8 @@
-import json
-from pathlib import Path
-
 from bridge import registry
+from tests.unit.fakes import write_run
 
 SHA1 = "1" * 40
 SHA2 = "2" * 40
-
-
-def write_run(root: Path, ident: str, status: str | None, facts: dict) -> None:
-    """Write an artifact folder laid out like ansible-runner's."""
-    folder = root / "artifacts" / ident
-    (folder / "job_events").mkdir(parents=True)
-    if status is not None:
-        (folder / "status").write_text(status)
-        (folder / "rc").write_text("0" if status == "successful" else "2")
-        event = {"event": "playbook_on_stats", "event_data": {"artifact_data": {"preview": facts}}}
-        (folder / "job_events" / "9-stats.json").write_text(json.dumps(event))
-    else:
-        event = {
-            "event": "runner_on_ok",
-            "event_data": {
-                "task_action": "ansible.builtin.set_stats",
-                "res": {"ansible_stats": {"data": {"preview": facts}}},
-            },
-        }
-        (folder / "job_events" / "3-setstats.json").write_text(json.dumps(event))
 
 
 def facts(action, number=1, sha=SHA1, time="2026-01-01T00:00:00Z", **extra):
