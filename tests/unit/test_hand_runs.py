@@ -1,0 +1,94 @@
+"""Runs of ansible-playbook started by hand reach the registry through the callback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge import registry
+
+PROJECT = Path(__file__).resolve().parents[2]
+PLAYBOOK = """
+- name: Record a preview like tasks/request.yml
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Record the request in the registry
+      ansible.builtin.set_stats:
+        data:
+          preview:
+            id: demo-pr{{ number }}
+            number: "{{ number | int }}"
+            action: deploy
+            sha: "{{ '5' * 40 }}"
+            time: "{{ now(utc=true, fmt='%Y-%m-%dT%H:%M:%S.%fZ') }}"
+    - name: Fail when asked to
+      ansible.builtin.fail:
+        msg: the build failed
+      when: fail | bool
+"""
+
+
+def ansible_playbook(tmp_path, number, fail=False, **environment):
+    playbook = tmp_path / "record.yml"
+    playbook.write_text(PLAYBOOK)
+    env = {
+        **{name: value for name, value in os.environ.items() if name != "AWX_ISOLATED_DATA_DIR"},
+        "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
+        "PREVIEWS_DATA_DIR": str(tmp_path / "data"),
+        **environment,
+    }
+    (tmp_path / "data" / "runner").mkdir(parents=True, exist_ok=True)
+    command = [
+        str(Path(sys.executable).with_name("ansible-playbook")),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"number={number} fail={fail}",
+        str(playbook),
+    ]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def test_hand_run_appears_in_the_registry(tmp_path):
+    result = ansible_playbook(tmp_path, 12)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pr-previews: recording this run as" in result.stdout
+    [preview] = registry.list_previews(tmp_path / "data" / "runner")
+    assert preview.id == "demo-pr12"
+    assert preview.status == "active"
+    [run] = registry.read_runs(tmp_path / "data" / "runner")
+    folder = tmp_path / "data" / "runner" / "artifacts" / run.ident
+    assert (folder / "rc").read_text() == "0"
+    assert "TASK [Record the request in the registry]" in (folder / "stdout").read_text()
+
+
+def test_failed_hand_run_is_recorded_as_failed(tmp_path):
+    result = ansible_playbook(tmp_path, 13, fail=True)
+
+    assert result.returncode != 0
+    [run] = registry.read_runs(tmp_path / "data" / "runner")
+    assert run.status == "failed"
+    [preview] = registry.list_previews(tmp_path / "data" / "runner")
+    assert preview.status == "failed"
+
+
+def test_nothing_is_recorded_under_ansible_runner(tmp_path):
+    result = ansible_playbook(tmp_path, 14, AWX_ISOLATED_DATA_DIR=str(tmp_path / "runner"))
+
+    assert result.returncode == 0
+    assert not (tmp_path / "data" / "runner" / "artifacts").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checks the group of files written as root")
+def test_hand_run_is_readable_by_the_runner_group(tmp_path):
+    ansible_playbook(tmp_path, 15)
+
+    artifacts = tmp_path / "data" / "runner" / "artifacts"
+    for path in artifacts.rglob("*"):
+        assert path.stat().st_mode & 0o040, path
