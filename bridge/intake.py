@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,18 +101,24 @@ class Intake:
         """Forget the PR's started request: its run has ended."""
         self._path("started", number).unlink(missing_ok=True)
 
-    def recover(self) -> list[int]:
+    def recover(self, renew: Callable[[Accepted], Accepted]) -> list[int]:
         """Requeue requests whose run a stopped bridge never saw end; return the PRs waiting.
 
-        A started request goes back to pending unless a newer one replaced it. Its run may
-        have finished meanwhile: running it again converges on the same preview.
+        A started request goes back to pending, under the ident renew gives it, unless a
+        newer one replaced it. Its first run may have finished meanwhile or still go on:
+        the next waits for the preview's lock, and running it again converges on the
+        same preview.
         """
         for path in sorted(self._dirs["started"].glob("*.json")):
-            target = self._dirs["pending"] / path.name
-            if target.exists():
-                path.unlink()
-            else:
-                os.replace(path, target)
+            started = _accepted(path)
+            number = started.request.number if started else None
+            if (
+                started is not None
+                and number is not None
+                and not self._path("pending", number).exists()
+            ):
+                _write_json(self._path("pending", number), renew(started).as_dict())
+            path.unlink()
         return sorted(accepted.request.number for accepted in self.pending())
 
     def pending(self) -> list[Accepted]:

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from bridge.intake import Accepted, Intake, now
 from bridge.models import PreviewRequest
@@ -56,11 +57,15 @@ class RunQueue:
         """Schedule what a stopped bridge had accepted and not finished; return the PRs."""
         with self._guard:
             self.intake.prepare()
-            numbers = self.intake.recover()
+            numbers = self.intake.recover(self._renew)
         for number in numbers:
             logger.info("resuming the accepted request of PR %s", number)
             self._schedule(number)
         return numbers
+
+    def _renew(self, accepted: Accepted) -> Accepted:
+        # The interrupted run may have left artifacts under its ident; the new run needs its own.
+        return replace(accepted, ident=new_ident(self._settings, accepted.request))
 
     def submit(self, request: PreviewRequest) -> Accepted:
         """Persist the request and schedule its run; return it with its run's ident."""

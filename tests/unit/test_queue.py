@@ -104,9 +104,12 @@ def test_accepted_requests_survive_a_killed_bridge(settings):
     second = start(settings, launcher)
     wait_for(second.idle)
 
-    assert sorted(call.ident for call in launcher.calls) == sorted(
-        [running.ident, *(accepted.ident for accepted in waiting)]
-    )
+    ran = {(call.number, call.action): call.ident for call in launcher.calls}
+    assert sorted(ran) == [(1, "deploy"), (2, "deploy"), (3, "cleanup")]
+    # A waiting request keeps its ident; the interrupted run gets a new one for its artifacts.
+    assert ran[2, "deploy"] == waiting[0].ident
+    assert ran[3, "cleanup"] == waiting[1].ident
+    assert ran[1, "deploy"] != running.ident
     held.release()
 
 

@@ -1,8 +1,8 @@
 'use strict';
 // The build: record the revision and write a content-hashed stylesheet into dist/.
 // Test switches, files in the repository: FAIL_BUILD makes the build fail, CRASH_ON_START
-// (one service name per line) makes those services exit at start, and PRINT_ENV makes the
-// build print its environment.
+// (one service name per line) makes those services exit at start, PRINT_ENV makes the
+// build print its environment, and BUILD_DELAY makes it take that many more seconds.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -20,6 +20,12 @@ const failure = readOptional('FAIL_BUILD');
 if (failure !== null) {
   console.error(`build failed on purpose: ${failure || 'FAIL_BUILD is present'}`);
   process.exit(1);
+}
+
+const delay = Number(readOptional('BUILD_DELAY') || 0);
+if (delay > 0) {
+  // A blocking sleep: the build is a plain script with nothing else to do meanwhile.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(delay, 120) * 1000);
 }
 
 if (readOptional('PRINT_ENV') !== null) {
