@@ -9,11 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MAX_PR_NUMBER = 9_999_999
 MAX_REF_LENGTH = 255
+# Maximum author and repository lengths, in ASCII characters. `previews run` and its sudo
+# rule accept 60 and 188 base64url characters, which encode 45 and 141 bytes.
+# NOTE: Gitea and GitLab allow longer names, and a deploy with one fails validation.
+MAX_LOGIN_LENGTH = 45
+MAX_REPOSITORY_LENGTH = 140
 
 SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 # GitHub logins: letters, digits and single hyphens, up to 39 characters; apps add "[bot]".
 LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}(?:\[bot\])?$")
+# Gitea, Forgejo and GitLab usernames also contain "_" and "." (quan.hoang, a_nice_user).
+# Gitea requires a letter or digit first, GitLab also allows "_". A leading "-" or "." and
+# anything outside ASCII are rejected. The bound is MAX_LOGIN_LENGTH.
+USERNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,44}$")
 REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+# One segment of a Gitea, Forgejo or GitLab repository path: an owner, a group, a subgroup
+# or a project. Both forges allow a leading "." (Forgejo's .profile repository). A leading
+# "-" is rejected, although Gitea allows it in repository names.
+PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 # Characters that git check-ref-format rejects anywhere in a ref name.
 REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
@@ -37,6 +50,39 @@ def ref_name_error(ref: str) -> str | None:
         if component.startswith(".") or component.endswith(".lock"):
             return "has a component that starts with '.' or ends with '.lock'"
     return None
+
+
+def login_error(login: str) -> str | None:
+    """Return why login is neither a GitHub login nor a Gitea, Forgejo or GitLab username.
+
+    Returns None if it is valid.
+    """
+    if LOGIN.fullmatch(login) or USERNAME.fullmatch(login):
+        return None
+    return (
+        f"must be 1 to {MAX_LOGIN_LENGTH} ASCII letters, digits, '_', '-' or '.', "
+        "starting with a letter, digit or '_'"
+    )
+
+
+def repository_error(path: str) -> str | None:
+    """Return why path is not a valid repository path, or None if it is valid.
+
+    A path is <owner>/<name>, or <group>/<subgroup>/.../<project> on GitLab.
+    """
+    if not path.isascii() or not 0 < len(path) <= MAX_REPOSITORY_LENGTH:
+        return f"must be 1 to {MAX_REPOSITORY_LENGTH} ASCII characters"
+    segments = path.split("/")
+    if len(segments) < 2:
+        return "must be <owner>/<name> or <group>/.../<project>"
+    if "." in segments or ".." in segments:
+        return "has a '.' or '..' segment"
+    if REPOSITORY.fullmatch(path) or all(PATH_SEGMENT.fullmatch(item) for item in segments):
+        return None
+    return (
+        "has an empty segment, a segment that starts with '-', or a character other "
+        "than letters, digits, '_', '-' and '.'"
+    )
 
 
 class PreviewRequest(BaseModel):
@@ -70,15 +116,17 @@ class PreviewRequest(BaseModel):
     @field_validator("author")
     @classmethod
     def _check_author(cls, value: str) -> str:
-        if value and not LOGIN.fullmatch(value):
-            raise ValueError("is not a valid login")
+        error = login_error(value) if value else None
+        if error:
+            raise ValueError(error)
         return value
 
     @field_validator("repository")
     @classmethod
     def _check_repository(cls, value: str) -> str:
-        if value and not REPOSITORY.fullmatch(value):
-            raise ValueError("must be <owner>/<name>")
+        error = repository_error(value) if value else None
+        if error:
+            raise ValueError(error)
         return value
 
     @model_validator(mode="after")

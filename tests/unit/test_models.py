@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from bridge.models import PreviewRequest, ref_name_error
+from bridge.models import PreviewRequest, login_error, ref_name_error, repository_error
 
 SHA1 = "a" * 40
 
@@ -75,13 +75,36 @@ def test_number_out_of_range(number):
         PreviewRequest(action="cleanup", number=number)
 
 
-@pytest.mark.parametrize("login", ["octocat", "a", "dependabot[bot]", "a-b-c", "x" * 39])
+@pytest.mark.parametrize(
+    "login",
+    [
+        "octocat",
+        "a",
+        "dependabot[bot]",
+        "a-b-c",
+        "x" * 39,
+        "x" * 39 + "[bot]",
+        # Gitea, Forgejo and GitLab usernames.
+        "quan.hoang",
+        "a_nice_user",
+        "6543",
+        "_underscore",
+        "trail-",
+        "dou--ble",
+        "x" * 45,
+    ],
+)
 def test_login_valid(login):
+    assert login_error(login) is None
     assert PreviewRequest(action="cleanup", number=1, author=login).author == login
 
 
-@pytest.mark.parametrize("login", ["-lead", "trail-", "dou--ble", "x" * 40, "sp ace", "a;b", "é"])
+@pytest.mark.parametrize(
+    "login",
+    ["-lead", ".lead", "x" * 46, "sp ace", "a;b", "é", "a/b", "a\nb", "a\tb", "x[bot]y", "[bot]"],
+)
 def test_login_invalid(login):
+    assert login_error(login) is not None
     with pytest.raises(ValidationError, match="author"):
         PreviewRequest(action="cleanup", number=1, author=login)
 
@@ -91,6 +114,47 @@ def test_deploy_needs_sha():
         PreviewRequest(action="deploy", number=1)
 
 
-def test_repository_invalid():
+@pytest.mark.parametrize(
+    "repository",
+    [
+        "Codertocat/Hello-World",
+        "owner/.github",
+        "test_it/test_ci_thing",
+        "quan.hoang/atlantis-example",
+        "group/subgroup/project",
+        "a/b/c/d/e/f",
+        "_group/project",
+        "o" * 39 + "/" + "n" * 100,
+        "g/" + "p" * 138,
+    ],
+)
+def test_repository_valid(repository):
+    assert repository_error(repository) is None
+    assert (
+        PreviewRequest(action="cleanup", number=1, repository=repository).repository == repository
+    )
+
+
+@pytest.mark.parametrize(
+    "repository",
+    [
+        "no-slash",
+        "/leading",
+        "trailing/",
+        "a//b",
+        "-a/b",
+        "a/-b/c",
+        "owner/..",
+        "owner/.",
+        "../etc/passwd",
+        "a/b c",
+        "a/b\n",
+        "a/é",
+        "a/b;c",
+        "g/" + "p" * 139,
+    ],
+)
+def test_repository_invalid(repository):
+    assert repository_error(repository) is not None
     with pytest.raises(ValidationError, match="repository"):
-        PreviewRequest(action="cleanup", number=1, repository="no-slash")
+        PreviewRequest(action="cleanup", number=1, repository=repository)

@@ -81,6 +81,24 @@ def test_arguments_match_sudo_pattern(settings):
     assert parse_run_arguments(settings, arguments[1:]) == (request, IDENT)
 
 
+def test_longest_gitlab_names_match_sudo_pattern(settings):
+    request = PreviewRequest(
+        action="deploy",
+        number=5,
+        sha=SHA,
+        ref="x" * 255,
+        author="u" * 43 + "._",
+        repository="group/sub.group/" + "p" * 124,
+    )
+
+    arguments = run_arguments(request, IDENT)
+
+    assert len(request.author) == 45
+    assert len(request.repository) == 140
+    assert SUDO_PATTERN.fullmatch(" ".join(arguments))
+    assert parse_run_arguments(settings, arguments[1:]) == (request, IDENT)
+
+
 def test_cleanup_arguments_round_trip(settings):
     request = PreviewRequest(action="cleanup", number=5)
     ident = IDENT.replace("deploy", "cleanup")
