@@ -4,7 +4,7 @@
 # dependencies of the routes defined inside create_app at run time.
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from bridge import api, github, registry, trust
+from bridge import api, gitea, github, gitlab, registry, trust
 from bridge.forge import Ignored, PayloadError, PullRequestEvent
 from bridge.intake import Blocked, now
 from bridge.queue import RunQueue
@@ -26,6 +26,8 @@ MSG_NO_SECRET = (
     "the bridge cannot verify webhooks without it"
 )
 JSON_TYPES = frozenset({"application/json"})
+
+Parser = Callable[[dict[str, Any], str], PullRequestEvent | Ignored]
 
 
 def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
@@ -58,16 +60,13 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
     app.add_exception_handler(PayloadError, _payload_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
-    async def signed_body(
-        request: Request,
-        x_hub_signature_256: Annotated[str | None, Header()] = None,
-    ) -> bytes:
+    async def body_of(request: Request) -> bytes:
         _check_content_type(request)
-        body = await _read_capped(request, settings.max_body_bytes)
-        if not github.signature_is_valid(secret, body, x_hub_signature_256):
-            logger.warning("rejected a webhook with a missing or invalid signature")
-            raise HTTPException(HTTPStatus.UNAUTHORIZED, "invalid or missing signature")
-        return body
+        return await _read_capped(request, settings.max_body_bytes)
+
+    def _reject_unsigned() -> HTTPException:
+        logger.warning("rejected a webhook with a missing or invalid signature")
+        return HTTPException(HTTPStatus.UNAUTHORIZED, "invalid or missing signature")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -75,22 +74,51 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
 
     @app.post("/webhooks/github", include_in_schema=False)
     def github_webhook(
-        body: Annotated[bytes, Depends(signed_body)],
+        body: Annotated[bytes, Depends(body_of)],
+        x_hub_signature_256: Annotated[str | None, Header()] = None,
         x_github_event: Annotated[str, Header()] = "",
         x_github_delivery: Annotated[str, Header()] = "",
     ) -> JSONResponse:
+        if not github.signature_is_valid(secret, body, x_hub_signature_256):
+            raise _reject_unsigned()
         payload = _parse_json(body)
         if x_github_event == "ping":
             return JSONResponse({"status": "pong"})
         if x_github_event != "pull_request":
             return _ignored(f"event {x_github_event!r} starts no run")
+        return _handle(github.parse_pull_request, payload, x_github_delivery)
 
-        if intake.seen(x_github_delivery):
-            return _ignored(f"delivery {x_github_delivery} was already accepted")
-        event = github.parse_pull_request(payload, x_github_delivery)
+    @app.post("/webhooks/gitea", include_in_schema=False)
+    def gitea_webhook(request: Request, body: Annotated[bytes, Depends(body_of)]) -> JSONResponse:
+        """Gitea and Forgejo, which sign alike."""
+        if not gitea.signature_is_valid(secret, body, gitea.signature_header(request.headers)):
+            raise _reject_unsigned()
+        payload = _parse_json(body)
+        if not gitea.is_pull_request_event(request.headers):
+            return _ignored(f"event {gitea.event_type(request.headers)!r} starts no run")
+        return _handle(gitea.parse_pull_request, payload, gitea.delivery_id(request.headers))
+
+    @app.post("/webhooks/gitlab", include_in_schema=False)
+    def gitlab_webhook(
+        request: Request,
+        body: Annotated[bytes, Depends(body_of)],
+        x_gitlab_token: Annotated[str | None, Header()] = None,
+        x_gitlab_event: Annotated[str, Header()] = "",
+    ) -> JSONResponse:
+        if not gitlab.token_is_valid(secret, x_gitlab_token):
+            raise _reject_unsigned()
+        payload = _parse_json(body)
+        if not gitlab.is_merge_request_event(request.headers):
+            return _ignored(f"event {x_gitlab_event!r} starts no run")
+        return _handle(gitlab.parse_pull_request, payload, gitlab.delivery_id(request.headers))
+
+    def _handle(parse: Parser, payload: dict[str, Any], delivery: str) -> JSONResponse:
+        if intake.seen(delivery):
+            return _ignored(f"delivery {delivery} was already accepted")
+        event = parse(payload, delivery)
         if isinstance(event, Ignored):
             return _ignored(event.reason)
-        return _accept(event, x_github_delivery)
+        return _accept(event, delivery)
 
     def _accept(event: PullRequestEvent, delivery: str) -> JSONResponse:
         decision = trust.decide(event, settings, _served_sha(event.request.number))
