@@ -37,6 +37,7 @@ class PreviewOut(BaseModel):
     urls: dict[str, str]
     ports: dict[str, int]
     last_run: str
+    last_time: str
     blocked: str
     blocked_sha: str
     queued: str = ""
@@ -75,8 +76,8 @@ def router(settings: Settings, queue: RunQueue) -> APIRouter:
 
     api = APIRouter(prefix="/api", tags=["operator"], dependencies=[Depends(authorize)])
 
-    def current() -> tuple[list[PreviewOut], list[registry.Run]]:
-        previews, runs = registry.overview(
+    def current() -> list[PreviewOut]:
+        previews = registry.overview(
             settings.runner_dir, queue.intake.blocked(), settings.preview_id
         )
         queued = {accepted.request.number: accepted for accepted in queue.intake.pending()}
@@ -87,15 +88,15 @@ def router(settings: Settings, queue: RunQueue) -> APIRouter:
             if preview is None:
                 preview = shown[number] = _queued_preview(settings, accepted.request.number)
             preview.queued = f"{accepted.request.action} {accepted.ident}"
-        return sorted(shown.values(), key=lambda preview: preview.number), runs
+        return sorted(shown.values(), key=lambda preview: preview.number)
 
     @api.get("/previews", summary="List previews: active, failed, blocked or queued")
     def list_previews() -> list[PreviewOut]:
-        return current()[0]
+        return current()
 
     @api.get("/previews/{number}", summary="Show one preview", responses={404: {}})
     def show_preview(number: Number) -> PreviewOut:
-        for preview in current()[0]:
+        for preview in current():
             if preview.number == number:
                 return preview
         raise HTTPException(HTTPStatus.NOT_FOUND, f"no preview of PR {number}")
@@ -140,6 +141,7 @@ def _queued_preview(settings: Settings, number: int) -> PreviewOut:
         urls={},
         ports={},
         last_run="",
+        last_time="",
         blocked="",
         blocked_sha="",
     )

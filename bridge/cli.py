@@ -227,19 +227,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if status == "successful" else EXIT_FAILURE
 
 
-def _previews(settings: Settings) -> tuple[list[registry.Preview], list[registry.Run]]:
+def _previews(settings: Settings) -> list[registry.Preview]:
     return registry.overview(
         settings.runner_dir, Intake(settings.state_dir).blocked(), settings.preview_id
     )
 
 
 def _find(settings: Settings, number: int) -> registry.Preview | None:
-    previews, _ = _previews(settings)
+    previews = _previews(settings)
     return next((preview for preview in previews if preview.number == number), None)
 
 
 def _list(args: argparse.Namespace) -> int:
-    previews, _ = _previews(Settings())
+    previews = _previews(Settings())
     if args.json:
         print(json.dumps([preview.as_dict() for preview in previews], indent=2))
         return 0
@@ -343,7 +343,7 @@ def _cleanup_stale(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     limit = datetime.now(UTC) - timedelta(days=args.max_age_days)
     cutoff = limit.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    previews, _ = _previews(settings)
+    previews = _previews(settings)
     stale = [preview for preview in previews if preview.sha and preview.updated < cutoff]
     if not stale:
         print(f"no preview is older than {args.max_age_days} days")

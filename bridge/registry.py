@@ -3,9 +3,11 @@
 Every run records its preview's facts with set_stats under the key "preview". A preview is
 active when its latest deploy succeeded or is in progress and no cleanup succeeded after it.
 
-The facts of finished runs are cached in index.json beside the artifacts. The artifact
-folders stay the truth: a run missing from the index is read from its folder, an indexed
-run whose folder is gone is dropped, and a damaged or deleted index is rebuilt.
+Two caches sit beside the artifacts: index.json holds the facts of every finished run,
+and fold.json the previews that the finished runs fold into, with the idents it covers.
+The artifact folders stay the truth: a run missing from a cache is read from its folder,
+a cache that names a run whose folder is gone is rebuilt, and so is a damaged or deleted
+one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bridge.intake import Blocked
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
+FOLD_NAME = "fold.json"
 INDEX_VERSION = 1
 # ansible-runner's final statuses; a run without one may still change.
 FINAL_STATUSES = frozenset({"successful", "failed", "canceled", "timeout"})
@@ -76,6 +79,7 @@ class Preview:
     urls: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     last_run: str = ""
+    last_time: str = ""
     blocked: str = ""
     blocked_sha: str = ""
 
@@ -149,15 +153,23 @@ def _load_index(runner_dir: Path) -> dict[str, Run]:
 
 
 def _save_index(runner_dir: Path, runs: dict[str, Run]) -> None:
-    """Write the index atomically; a reader that may not write it keeps it in memory only."""
-    if not os.access(runner_dir, os.W_OK):
-        return
-    path = runner_dir / INDEX_NAME
-    temporary = runner_dir / f".{INDEX_NAME}.{os.getpid()}.tmp"
     data = {
         "version": INDEX_VERSION,
         "runs": {ident: {"status": run.status, "facts": run.facts} for ident, run in runs.items()},
     }
+    _write_cache(runner_dir, INDEX_NAME, data)
+
+
+def _writable(runner_dir: Path) -> bool:
+    return os.access(runner_dir, os.W_OK)
+
+
+def _write_cache(runner_dir: Path, name: str, data: dict[str, Any]) -> None:
+    """Write a cache atomically; a reader that may not write keeps what it read in memory."""
+    if not _writable(runner_dir):
+        return
+    path = runner_dir / name
+    temporary = runner_dir / f".{name}.{os.getpid()}.tmp"
     try:
         temporary.write_text(json.dumps(data, separators=(",", ":")))
         # Readable by the directory's group (the bridge's), like the artifacts.
@@ -166,12 +178,13 @@ def _save_index(runner_dir: Path, runs: dict[str, Run]) -> None:
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        logger.warning("cannot write the registry index %s: %s", path, error)
+        logger.warning("cannot write the registry cache %s: %s", path, error)
 
 
-def fold(runs: list[Run]) -> dict[str, Preview]:
-    """Fold runs, oldest first, into the previews that are active after the last of them."""
-    previews: dict[str, Preview] = {}
+def fold(runs: list[Run], previews: dict[str, Preview] | None = None) -> dict[str, Preview]:
+    """Fold runs, oldest first, into the previews that are active after the last of them,
+    starting from previews when given (which this changes)."""
+    previews = {} if previews is None else previews
     for run in runs:
         preview_id = str(run.facts.get("id", ""))
         if not preview_id:
@@ -184,9 +197,69 @@ def fold(runs: list[Run]) -> dict[str, Preview]:
     return previews
 
 
+def current(runner_dir: Path) -> dict[str, Preview]:
+    """Return the previews after every run, by id, from fold.json when it still applies.
+
+    It applies when the artifacts hold every run it covers, and every run it does not
+    cover started after the last one it does: those few are read and folded on top.
+    Anything else refolds all runs and, where this process may write, rewrites the caches.
+    """
+    artifacts = runner_dir / "artifacts"
+    if not artifacts.is_dir():
+        return {}
+    idents = set(os.listdir(artifacts))
+    cached = _load_fold(runner_dir)
+    if cached is not None:
+        covered, last_time, previews = cached
+        if covered <= idents:
+            newer = [
+                run for run in map(_read_folder, (artifacts / i for i in idents - covered)) if run
+            ]
+            newer.sort(key=lambda run: (run.time, run.ident))
+            finished = any(run.status in FINAL_STATUSES for run in newer)
+            if all(run.time >= last_time for run in newer) and not (
+                finished and _writable(runner_dir)
+            ):
+                return fold(newer, previews)
+    return refresh(runner_dir)
+
+
+def refresh(runner_dir: Path) -> dict[str, Preview]:
+    """Refold every run, rewrite both caches where allowed, and return the previews."""
+    runs = read_runs(runner_dir)
+    finished = [run for run in runs if run.status in FINAL_STATUSES]
+    _save_fold(runner_dir, finished, fold(finished))
+    return fold(runs)
+
+
 def list_previews(runner_dir: Path) -> list[Preview]:
     """Return the active previews, ordered by pull-request number."""
-    return sorted(fold(read_runs(runner_dir)).values(), key=lambda preview: preview.number)
+    return sorted(current(runner_dir).values(), key=lambda preview: preview.number)
+
+
+def _load_fold(runner_dir: Path) -> tuple[set[str], str, dict[str, Preview]] | None:
+    path = runner_dir / FOLD_NAME
+    try:
+        data = json.loads(path.read_text())
+        if data.get("version") != INDEX_VERSION:
+            return None
+        previews = {key: Preview(**value) for key, value in data["previews"].items()}
+        return set(data["idents"]), str(data["last_time"]), previews
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        logger.warning("refolding the registry, %s is unreadable: %s", path, error)
+        return None
+
+
+def _save_fold(runner_dir: Path, finished: list[Run], previews: dict[str, Preview]) -> None:
+    data = {
+        "version": INDEX_VERSION,
+        "idents": [run.ident for run in finished],
+        "last_time": max((run.time for run in finished), default=""),
+        "previews": {key: preview.as_dict() for key, preview in previews.items()},
+    }
+    _write_cache(runner_dir, FOLD_NAME, data)
 
 
 def history(runs: Iterable[Run], preview_id: str) -> list[Run]:
@@ -196,19 +269,17 @@ def history(runs: Iterable[Run], preview_id: str) -> list[Run]:
 
 def add_blocked(
     previews: dict[str, Preview],
-    runs: list[Run],
     blocked: Iterable[Blocked],
     preview_id: Callable[[int], str],
 ) -> None:
     """Show each blocked request that no run of its preview followed: the run of an
-    approval, a newer trusted push or a cleanup supersedes it."""
-    last_run = {run.preview_id: run.time for run in runs}
+    approval or of a newer trusted push supersedes it."""
     for entry in blocked:
         request = entry.request
         key = preview_id(request.number)
-        if last_run.get(key, "") >= entry.time:
-            continue
         preview = previews.get(key)
+        if preview is not None and preview.last_time >= entry.time:
+            continue
         if preview is None:
             preview = Preview(
                 id=key,
@@ -246,8 +317,7 @@ def rotate(runner_dir: Path, requests_dir: Path, keep: int) -> list[str]:
             shutil.rmtree(runner_dir / "artifacts" / run.ident, ignore_errors=True)
             (requests_dir / f"{run.ident}.yml").unlink(missing_ok=True)
             removed.append(run.ident)
-    if removed:
-        read_runs(runner_dir)
+    refresh(runner_dir)
     return removed
 
 
@@ -269,6 +339,7 @@ def _apply_deploy(previews: dict[str, Preview], preview_id: str, run: Run) -> No
             urls=dict(facts.get("urls") or {}),
             ports=dict(facts.get("ports") or {}),
             last_run=run.ident,
+            last_time=time,
         )
         return
 
@@ -285,10 +356,12 @@ def _apply_deploy(previews: dict[str, Preview], preview_id: str, run: Run) -> No
             updated=time,
             status=status,
             last_run=run.ident,
+            last_time=time,
         )
         return
     current.status = status
     current.last_run = run.ident
+    current.last_time = time
 
 
 def _preview_facts(job_events: Path) -> dict[str, Any] | None:
@@ -324,9 +397,8 @@ def _event_counter(path: Path) -> int:
 
 def overview(
     runner_dir: Path, blocked: Iterable[Blocked], preview_id: Callable[[int], str]
-) -> tuple[list[Preview], list[Run]]:
-    """Return the previews, blocked ones included, ordered by number, and all runs."""
-    runs = read_runs(runner_dir)
-    previews = fold(runs)
-    add_blocked(previews, runs, blocked, preview_id)
-    return sorted(previews.values(), key=lambda preview: preview.number), runs
+) -> list[Preview]:
+    """Return the previews, blocked ones included, ordered by number."""
+    previews = current(runner_dir)
+    add_blocked(previews, blocked, preview_id)
+    return sorted(previews.values(), key=lambda preview: preview.number)

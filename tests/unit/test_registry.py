@@ -1,3 +1,8 @@
+import json
+import shutil
+
+import pytest
+
 from bridge import registry
 from tests.unit.fakes import write_run
 
@@ -122,3 +127,132 @@ def test_failed_attempts_update_unserved_preview(tmp_path):
     assert preview.ref == "second"
     assert preview.created == "2026-01-01T00:00:00Z"
     assert preview.updated == "2026-01-02T00:00:00Z"
+
+
+def deploys(root, number, count, start_day=1, status: str | None = "successful"):
+    """Write count deploy runs of PR number, one a day; return their idents."""
+    idents = []
+    for day in range(start_day, start_day + count):
+        ident = f"202601{day:02d}T000000000000Z_demo-pr{number}_deploy_{day:06x}"
+        time = f"2026-01-{day:02d}T00:00:00.000000Z"
+        write_run(root, ident, status, facts("deploy", number=number, time=time))
+        idents.append(ident)
+    return idents
+
+
+def test_index_is_written_and_used(tmp_path):
+    deploys(tmp_path, 1, 3)
+
+    first = registry.list_previews(tmp_path)
+    index = json.loads((tmp_path / "index.json").read_text())
+
+    assert len(index["runs"]) == 3
+    # A run whose folder lost its events still comes from the index.
+    for path in (tmp_path / "artifacts").glob("*/job_events/*"):
+        path.unlink()
+    assert registry.list_previews(tmp_path) == first
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"version": 99, "runs": {}}', '{"runs": 5}', ""])
+@pytest.mark.parametrize("cache", [["index.json"], ["fold.json"], ["index.json", "fold.json"]])
+def test_damaged_cache_is_rebuilt_from_the_artifacts(tmp_path, damage, cache):
+    deploys(tmp_path, 1, 2)
+    deploys(tmp_path, 2, 1)
+    expected = registry.list_previews(tmp_path)
+
+    for name in cache:
+        (tmp_path / name).write_text(damage)
+
+    assert registry.list_previews(tmp_path) == expected
+    registry.refresh(tmp_path)
+    assert len(json.loads((tmp_path / "index.json").read_text())["runs"]) == 3
+    assert len(json.loads((tmp_path / "fold.json").read_text())["idents"]) == 3
+
+
+@pytest.mark.parametrize("cache", ["index.json", "fold.json"])
+def test_deleted_cache_loses_nothing(tmp_path, cache):
+    deploys(tmp_path, 1, 2)
+    expected = registry.list_previews(tmp_path)
+
+    (tmp_path / cache).unlink()
+
+    assert registry.list_previews(tmp_path) == expected
+
+
+def test_runs_after_the_cached_fold_are_folded_on_top(tmp_path):
+    deploys(tmp_path, 1, 2)
+    registry.list_previews(tmp_path)
+
+    [later] = deploys(tmp_path, 1, 1, start_day=5, status=None)
+    write_run(
+        tmp_path,
+        "20260106T000000000000Z_demo-pr2_deploy_000006",
+        "successful",
+        facts("deploy", number=2, time="2026-01-06T00:00:00.000000Z"),
+    )
+
+    first, second = registry.list_previews(tmp_path)
+    assert (first.status, first.last_run) == ("deploying", later)
+    assert second.number == 2
+
+
+def test_an_older_run_refolds_everything(tmp_path):
+    deploys(tmp_path, 1, 1, start_day=5)
+    registry.list_previews(tmp_path)
+
+    write_run(
+        tmp_path,
+        "20260101T000000000000Z_demo-pr1_cleanup_000001",
+        "successful",
+        facts("cleanup", time="2026-01-01T00:00:00.000000Z"),
+    )
+    write_run(
+        tmp_path,
+        "20260103T000000000000Z_demo-pr1_deploy_000003",
+        "successful",
+        facts("deploy", time="2026-01-03T00:00:00.000000Z"),
+    )
+
+    [preview] = registry.list_previews(tmp_path)
+    assert preview.created == "2026-01-03T00:00:00.000000Z"
+    assert preview.updated == "2026-01-05T00:00:00.000000Z"
+
+
+def test_run_removed_from_artifacts_leaves_the_index(tmp_path):
+    [only] = deploys(tmp_path, 1, 1)
+    registry.list_previews(tmp_path)
+
+    shutil.rmtree(tmp_path / "artifacts" / only)
+
+    assert registry.list_previews(tmp_path) == []
+    assert json.loads((tmp_path / "index.json").read_text())["runs"] == {}
+
+
+def test_running_run_is_not_indexed(tmp_path):
+    write_run(tmp_path, "20260101T000000000000Z_demo-pr1_deploy_000001", None, facts("deploy"))
+
+    [preview] = registry.list_previews(tmp_path)
+
+    assert preview.status == "deploying"
+    assert not (tmp_path / "index.json").exists()
+
+
+def test_rotate_keeps_active_previews_and_the_last_runs_of_others(tmp_path):
+    requests = tmp_path / "requests"
+    requests.mkdir()
+    active = deploys(tmp_path, 1, 5)
+    gone = deploys(tmp_path, 2, 5)
+    cleanup = "20260110T000000000000Z_demo-pr2_cleanup_00000a"
+    write_run(
+        tmp_path, cleanup, "successful", facts("cleanup", number=2, time="2026-01-10T00:00:00Z")
+    )
+    for ident in gone:
+        (requests / f"{ident}.yml").write_text("preview_pr: 2\n")
+
+    removed = registry.rotate(tmp_path, requests, keep=2)
+
+    assert sorted(removed) == sorted(gone[:4])
+    left = {run.ident for run in registry.read_runs(tmp_path)}
+    assert left == {*active, gone[4], cleanup}
+    assert sorted(path.stem for path in requests.iterdir()) == [gone[4]]
+    assert set(json.loads((tmp_path / "index.json").read_text())["runs"]) == left
