@@ -21,7 +21,7 @@ from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SECRET_VARIABLES = ("PREVIEWS_WEBHOOK_SECRET", "PREVIEWS_API_TOKEN")
+SECRET_VARIABLES = ("PREVIEWS_WEBHOOK_SECRET", "PREVIEWS_API_TOKEN", "PREVIEWS_REPORT_TOKEN")
 PLAYBOOKS = {"deploy": "playbooks/deploy.yml", "cleanup": "playbooks/cleanup.yml"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,26 @@ class Settings(BaseSettings):
     )
     delivery_retention_days: int = Field(
         7, gt=0, description="days a delivery id is remembered to drop repeated deliveries"
+    )
+
+    report_forge: Literal["github", "gitea", "gitlab"] | None = Field(
+        None, description="forge that deploys are reported to; unset reports nothing"
+    )
+    report_api_url: str | None = Field(
+        None,
+        description="forge API root URL; defaults to https://api.github.com for GitHub and "
+        "https://gitlab.com/api/v4 for GitLab, required for Gitea (https://HOST/api/v1)",
+    )
+    report_token: SecretStr | None = Field(
+        None, description="forge API token; on GitHub a GitHub App may be used instead"
+    )
+    report_timeout: float = Field(10.0, gt=0, le=120, description="seconds per forge API call")
+    github_app_id: str | None = Field(None, description="GitHub App client ID or app ID")
+    github_app_installation_id: int | None = Field(
+        None, gt=0, description="GitHub App installation ID on the repositories' account"
+    )
+    github_app_private_key_file: Path | None = Field(
+        None, description="PEM file with the GitHub App's private key, readable by the bridge only"
     )
 
     @field_validator("project")
