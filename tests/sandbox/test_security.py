@@ -178,19 +178,25 @@ def test_build_environment_has_no_secret(host):
     assert "PREVIEWS_" not in log
 
 
-def test_secret_not_in_artifacts(host, pair):
-    result = host.sandbox.run(
-        [
-            "grep",
-            "-rlF",
-            host.secret.decode(),
-            "/var/lib/pr-previews/runner",
-            "/var/lib/pr-previews/requests",
-        ],
-        capture_output=True,
-    )
+def test_secrets_not_in_artifacts(host, pair):
+    """Run output is readable through the operator API, so no secret may reach it."""
+    api_token = host.run("sed", "-n", "s/^PREVIEWS_API_TOKEN=//p", "/etc/pr-previews/api.env")
+    secrets = [host.secret.decode(), api_token.strip(), host.token(10), host.token(11)]
 
-    assert result.returncode == 1, result.stdout + result.stderr
+    for secret in secrets:
+        assert len(secret) >= 16
+        result = host.sandbox.run(
+            [
+                "grep",
+                "-rlF",
+                secret,
+                "/var/lib/pr-previews/runner",
+                "/var/lib/pr-previews/requests",
+                "/var/lib/pr-previews/bridge",
+            ],
+            capture_output=True,
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
 
 
 def test_bridge_reads_artifacts_but_cannot_write(host, pair):
