@@ -4,6 +4,7 @@
 # dependencies of the routes defined inside create_app at run time.
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -26,6 +27,7 @@ MSG_NO_SECRET = (
     "the bridge cannot verify webhooks without it"
 )
 JSON_TYPES = frozenset({"application/json"})
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 Parser = Callable[[dict[str, Any], str], PullRequestEvent | Ignored]
 
@@ -38,10 +40,27 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
     run_queue = queue or RunQueue(settings)
     intake = run_queue.intake
 
+    last_prune: float | None = None
+
+    def forget_old_deliveries() -> None:
+        """Remove expired delivery ids at start and then at most once an hour."""
+        nonlocal last_prune
+        now_seconds = time.monotonic()
+        if last_prune is not None and now_seconds - last_prune < PRUNE_INTERVAL_SECONDS:
+            return
+        last_prune = now_seconds
+        removed = intake.forget_deliveries(settings.delivery_retention_days)
+        if removed:
+            logger.info(
+                "forgot %s delivery ids older than %s days",
+                removed,
+                settings.delivery_retention_days,
+            )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         run_queue.resume()
-        intake.forget_deliveries(settings.delivery_retention_days)
+        forget_old_deliveries()
         yield
         run_queue.shutdown()
 
@@ -138,6 +157,7 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         accepted = run_queue.submit(decision.request)
         intake.unblock(decision.request.number)
         intake.remember(delivery)
+        forget_old_deliveries()
         logger.info(
             "delivery %s accepted: %s of PR %s as run %s%s",
             delivery or "-",

@@ -131,7 +131,8 @@ class RunQueue:
         logger.info("run %s started: %s of PR %s", ident, request.action, request.number)
         try:
             status = self._launch(self._settings, request, ident)
-        except OSError:
+        except Exception:
+            # The worker must go on to clear the preview's busy mark, whatever failed.
             logger.exception("run %s could not be started", ident)
             return -1
         logger.info("run %s finished with exit status %s", ident, status)

@@ -137,7 +137,7 @@ def test_a_failed_launch_does_not_stop_the_preview(settings):
     def launcher(settings, request, ident):
         calls.append(ident)
         if len(calls) == 1:
-            raise FileNotFoundError("sudo")
+            raise ValueError("an argument the run command rejects")
         return 0
 
     queue = start(settings, launcher)
