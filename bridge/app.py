@@ -18,6 +18,8 @@ from bridge import api, gitea, github, gitlab, registry, trust
 from bridge.forge import Ignored, PayloadError, PullRequestEvent
 from bridge.intake import Blocked, now
 from bridge.queue import RunQueue
+from bridge.report import Reporter, build_reporter
+from bridge.reporting import ForgeReports
 from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,13 +34,18 @@ PRUNE_INTERVAL_SECONDS = 3600.0
 Parser = Callable[[dict[str, Any], str], PullRequestEvent | Ignored]
 
 
-def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
-    """Build the bridge. It rejects a configuration without a webhook secret."""
+def create_app(
+    settings: Settings, queue: RunQueue | None = None, reporter: Reporter | None = None
+) -> FastAPI:
+    """Build the bridge. It rejects a configuration without a webhook secret, and
+    incomplete reporting settings (ReportSettingsError names the variable to set)."""
     if settings.webhook_secret is None:
         raise RuntimeError(MSG_NO_SECRET)
     secret = settings.webhook_secret.get_secret_value().encode()
     run_queue = queue or RunQueue(settings)
     intake = run_queue.intake
+    reports = ForgeReports(settings, reporter or build_reporter(settings))
+    run_queue.add_listener(reports)
 
     last_prune: float | None = None
 
@@ -63,6 +70,7 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         forget_old_deliveries()
         yield
         run_queue.shutdown()
+        reports.shutdown()
 
     # The schema documents the operator API; the webhook endpoints are for forges.
     app = FastAPI(
@@ -146,6 +154,7 @@ def create_app(settings: Settings, queue: RunQueue | None = None) -> FastAPI:
         if isinstance(decision, trust.Hold):
             intake.block(Blocked(decision.request, decision.reason, now()))
             intake.remember(delivery)
+            reports.blocked(decision.request, decision.reason)
             logger.info(
                 "delivery %s blocked: PR %s %s",
                 delivery or "-",

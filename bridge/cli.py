@@ -223,7 +223,16 @@ def _run(args: argparse.Namespace) -> int:
     with preview_lock(settings, request.number):
         status = run_playbook(settings, request, ident)
     share_artifacts(settings, ident)
-    registry.rotate(settings.runner_dir, settings.requests_dir, settings.keep_runs)
+    logs.publish(
+        settings.runner_dir / "artifacts",
+        settings.logs_dir,
+        settings.data_dir / "tokens",
+        settings.preview_id(request.number),
+        ident,
+    )
+    registry.rotate(
+        settings.runner_dir, settings.requests_dir, settings.keep_runs, settings.logs_dir
+    )
     return 0 if status == "successful" else EXIT_FAILURE
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from pathlib import Path
 from typing import TextIO
@@ -61,3 +63,51 @@ def _copy_from(path: Path, position: int, out: TextIO) -> int:
     out.write(data.decode("utf-8", "replace"))
     out.flush()
     return position + len(data)
+
+
+# Colours and cursor moves that ansible may print.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# A token passed in a URL or a header, whatever its value.
+TOKEN_IN_TEXT = re.compile(r"(?i)(token[=:]\s*)[^\s&\"']+")
+REDACTED = "[redacted]"
+MAX_PUBLISHED_BYTES = 4 * 1024 * 1024
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Return text without the given secrets, token parameters or terminal escapes."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = TOKEN_IN_TEXT.sub(lambda match: match.group(1) + REDACTED, text)
+    return ANSI_ESCAPE.sub("", text)
+
+
+def publish(
+    artifacts: Path, logs_dir: Path, tokens_dir: Path, preview_id: str, ident: str
+) -> Path | None:
+    """Write the run's output, redacted, where nginx serves it behind the preview's token.
+
+    Every preview's token is redacted, not only this one's: a build may print anything.
+    Returns the file written, or None when the host has no log directory (site.yml makes it).
+    """
+    if not logs_dir.is_dir():
+        return None
+    try:
+        with (artifacts / ident / "stdout").open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - MAX_PUBLISHED_BYTES))
+            output = file.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        output = ""
+    secrets = [path.read_text().strip() for path in tokens_dir.glob("*") if path.is_file()]
+
+    folder = logs_dir / preview_id
+    folder.mkdir(mode=0o750, exist_ok=True)
+    group = logs_dir.stat().st_gid
+    os.chown(folder, 0, group)
+    target = folder / f"{ident}.txt"
+    temporary = folder / f".{ident}.tmp"
+    temporary.write_text(redact(output, secrets))
+    os.chown(temporary, 0, group)
+    os.chmod(temporary, 0o640)
+    os.replace(temporary, target)
+    return target

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Protocol
 
 from bridge.intake import Accepted, Intake, now
 from bridge.models import PreviewRequest
@@ -22,8 +23,14 @@ from bridge.settings import Settings
 logger = logging.getLogger(__name__)
 
 Launcher = Callable[[Settings, PreviewRequest, str], int]
-# Called after each run with the accepted request and the run's exit status.
-Listener = Callable[[Accepted, int], None]
+
+
+class Listener(Protocol):
+    """Told when a run starts and when it ends, with the run's exit status."""
+
+    def run_started(self, accepted: Accepted) -> None: ...
+
+    def run_finished(self, accepted: Accepted, status: int) -> None: ...
 
 
 class RunQueue:
@@ -112,19 +119,23 @@ class RunQueue:
                 return
             self.running[number] = accepted
 
+        self._tell(lambda listener: listener.run_started(accepted), accepted)
         status = self._run(accepted)
 
         with self._guard:
             self.intake.finish(number)
             del self.running[number]
             self._busy.discard(number)
+        self._tell(lambda listener: listener.run_finished(accepted, status), accepted)
+        self._schedule(number)
+
+    def _tell(self, call: Callable[[Listener], None], accepted: Accepted) -> None:
         for listener in self._listeners:
             try:
-                listener(accepted, status)
+                call(listener)
             except Exception:
                 # A listener reports; its failure must not stop the preview's queue.
-                logger.exception("a listener failed after run %s", accepted.ident)
-        self._schedule(number)
+                logger.exception("a listener failed on run %s", accepted.ident)
 
     def _run(self, accepted: Accepted) -> int:
         request, ident = accepted.request, accepted.ident

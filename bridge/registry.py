@@ -296,8 +296,10 @@ def add_blocked(
         preview.blocked_sha = request.sha or ""
 
 
-def rotate(runner_dir: Path, requests_dir: Path, keep: int) -> list[str]:
-    """Remove the artifacts and request files of old runs; return the idents removed.
+def rotate(
+    runner_dir: Path, requests_dir: Path, keep: int, logs_dir: Path | None = None
+) -> list[str]:
+    """Remove the artifacts, request files and published logs of old runs; return their idents.
 
     Every run of an active preview stays. Of the others, the last `keep` runs stay.
     """
@@ -316,6 +318,8 @@ def rotate(runner_dir: Path, requests_dir: Path, keep: int) -> list[str]:
                 continue
             shutil.rmtree(runner_dir / "artifacts" / run.ident, ignore_errors=True)
             (requests_dir / f"{run.ident}.yml").unlink(missing_ok=True)
+            if logs_dir is not None:
+                (logs_dir / preview_id / f"{run.ident}.txt").unlink(missing_ok=True)
             removed.append(run.ident)
     refresh(runner_dir)
     return removed

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         return self.data_dir / "bridge"
 
     @property
+    def logs_dir(self) -> Path:
+        """Redacted run output, one directory per preview, served by nginx behind its token."""
+        return self.data_dir / "logs"
+
+    @property
     def requests_dir(self) -> Path:
         """Extra-vars files of the runs, one per run, readable by root only."""
         return self.data_dir / "requests"

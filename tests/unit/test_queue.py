@@ -153,10 +153,14 @@ def test_a_failing_listener_does_not_stop_the_preview(settings):
     launcher = Launcher()
     queue = start(settings, launcher)
 
-    def listener(accepted, status):
-        raise RuntimeError("forge down")
+    class Failing:
+        def run_started(self, accepted):
+            raise RuntimeError("forge down")
 
-    queue.add_listener(listener)
+        def run_finished(self, accepted, status):
+            raise RuntimeError("forge down")
+
+    queue.add_listener(Failing())
     queue.submit(deploy(1))
     wait_for(queue.idle)
     queue.submit(deploy(1, 2))
