@@ -16,6 +16,7 @@ class Call:
     action: str
     sha: str | None
     ident: str
+    ref: str = ""
 
 
 class Launcher:
@@ -32,7 +33,7 @@ class Launcher:
 
     def __call__(self, settings, request, ident) -> int:
         with self._lock:
-            self.calls.append(Call(request.number, request.action, request.sha, ident))
+            self.calls.append(Call(request.number, request.action, request.sha, ident, request.ref))
             self.active += 1
             self.most_active = max(self.most_active, self.active)
         if request.number in self.hold:

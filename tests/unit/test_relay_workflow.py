@@ -25,6 +25,7 @@ import yaml
 
 from bridge import github
 from bridge.forge import PullRequestEvent
+from tests.unit.fakes import wait_for
 
 ROOT = Path(__file__).parent.parent.parent
 WORKFLOW = ROOT / "examples" / "github-workflow.yml"
@@ -442,3 +443,47 @@ def test_relay_rejects_invalid_settings(tmp_path, url, secret):
     assert not [argv for argv in run.argv if argv[0] == "curl"], "curl ran"
     if url:
         assert url not in run.stdout + run.stderr
+
+
+@pytest.fixture
+def real_bridge(tmp_path):
+    """The bridge app itself, served by uvicorn on a loopback port, with a recording launcher."""
+    import uvicorn
+
+    from bridge.app import create_app
+    from bridge.queue import RunQueue
+    from bridge.settings import Settings
+    from tests.unit.fakes import Launcher
+
+    settings = Settings(webhook_secret=SECRET, data_dir=tmp_path / "data")
+    launcher = Launcher()
+    queue = RunQueue(settings, launcher=launcher)
+    port = unused_loopback_port()
+    config = uvicorn.Config(
+        create_app(settings, queue=queue), host="127.0.0.1", port=port, log_config=None
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started)
+    yield f"http://127.0.0.1:{port}/webhooks/github", queue, launcher
+    server.should_exit = True
+    thread.join(10)
+
+
+@needs_tools
+@pytest.mark.parametrize("ref", HOSTILE_REFS)
+def test_real_bridge_accepts_the_relayed_hostile_ref(tmp_path, real_bridge, ref):
+    url, queue, launcher = real_bridge
+    event = event_with_ref(tmp_path, "opened", ref)
+
+    run = run_relay(tmp_path, url)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert '"status":"accepted"' in run.stdout + run.stderr
+    wait_for(queue.idle)
+    [call] = launcher.calls
+    assert (call.action, call.number) == ("deploy", event["pull_request"]["number"])
+    assert call.ref == ref
+    assert queue.intake.pending() == []
+    assert run.leftovers == [], "a command ran, or the script left files behind"
