@@ -11,7 +11,8 @@ import pytest
 from bridge import demo, https
 from bridge.sandbox import Sandbox
 
-STATE_DIR = Path("/run/pr-previews-sandbox-tests")
+# Another path lets two test sessions run at once, each in a network namespace of its own.
+STATE_DIR = Path(os.environ.get("PREVIEWS_TEST_SANDBOX_DIR", "/run/pr-previews-sandbox-tests"))
 PORTS_USED = {8080: "nginx (HTTP)", 8443: "nginx (HTTPS)", 8700: "the bridge"}
 ARTIFACTS = Path("/var/lib/pr-previews/runner/artifacts")
 
