@@ -58,6 +58,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sandbox_commands.add_parser("down", help="stop it and remove all its state").set_defaults(
         handler=_sandbox_down
     )
+    sandbox_commands.add_parser(
+        "reboot", help="shut it down and boot it again, keeping its disk"
+    ).set_defaults(handler=_sandbox_reboot)
     sandbox_commands.add_parser("status", help="exit 0 if it runs, 3 if not").set_defaults(
         handler=_sandbox_status
     )
@@ -153,6 +156,12 @@ def _sandbox_up(args: argparse.Namespace) -> int:
 def _sandbox_down(args: argparse.Namespace) -> int:
     Sandbox().down()
     print("sandbox host is down")
+    return 0
+
+
+def _sandbox_reboot(args: argparse.Namespace) -> int:
+    pid = Sandbox().reboot()
+    print(f"sandbox host rebooted (systemd PID {pid})")
     return 0
 
 

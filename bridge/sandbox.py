@@ -75,6 +75,27 @@ class Sandbox:
 
         self._remove_state()
         self._mount_point.mkdir(parents=True, mode=0o700)
+        # The sandbox's disk: a tmpfs in the machine's mount namespace, so that it outlives a
+        # reboot of the sandbox, and goes with `down`.
+        _mount_disk(self._mount_point)
+        return self._boot()
+
+    def reboot(self) -> int:
+        """Halt the sandbox host as a shutdown would, then boot it again on the same disk."""
+        _require_root()
+        if self.init_pid() is None:
+            raise SandboxError(MSG_NOT_RUNNING)
+        self._halt()
+        return self._boot()
+
+    def down(self) -> None:
+        """Shut the sandbox host down and remove every trace of it from the machine."""
+        _require_root()
+        self._halt()
+        _unmount_disk(self._mount_point)
+        self._remove_state()
+
+    def _boot(self) -> int:
         boot_script = resources.files("bridge").joinpath("sandbox_boot.sh")
         with resources.as_file(boot_script) as script:
             launcher_pid = self._spawn_launcher(script)
@@ -86,9 +107,7 @@ class Sandbox:
         logger.info("sandbox host is up, systemd has PID %s", init_pid)
         return init_pid
 
-    def down(self) -> None:
-        """Shut the sandbox host down and remove every trace of it from the machine."""
-        _require_root()
+    def _halt(self) -> None:
         init_pid = self.init_pid()
         launcher_pid = _read_pid(self._launcher_pid_file)
         if init_pid is not None:
@@ -101,7 +120,6 @@ class Sandbox:
                 _wait_for_exit(init_pid, 10.0)
         if launcher_pid is not None and _process_is(launcher_pid, "unshare"):
             _wait_for_exit(launcher_pid, 10.0)
-        self._remove_state()
 
     def exec_argv(self, command: list[str], cwd: Path | None = None) -> list[str]:
         """Return the argv that runs command inside the sandbox host, in cwd or the current
@@ -210,12 +228,28 @@ class Sandbox:
             logger.warning("the sandbox host booted with failed units (systemctl --failed)")
 
     def _remove_state(self) -> None:
+        # A disk left mounted by a crash would keep the old sandbox's files.
+        _unmount_disk(self._mount_point)
         for path in (self._launcher_pid_file, self._init_pid_file, self.boot_log):
             path.unlink(missing_ok=True)
         if self._mount_point.exists():
             self._mount_point.rmdir()
         if self.state_dir.exists():
             self.state_dir.rmdir()
+
+
+def _mount_disk(path: Path) -> None:
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "mode=0700", "previews-sandbox", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _unmount_disk(path: Path) -> None:
+    if os.path.ismount(path):
+        # Lazy: a shell of the operator's may still sit in the sandbox's files.
+        subprocess.run(["umount", "--lazy", str(path)], check=True, stdin=subprocess.DEVNULL)
 
 
 def _require_root() -> None:

@@ -2,9 +2,10 @@
 # Boot the sandbox host. unshare(1) starts this script as PID 1 of fresh PID, mount,
 # cgroup and UTS namespaces; it builds the root file system and then execs systemd.
 #
-# The root is an overlay with the machine's / as its read-only lower layer and a tmpfs as
-# its upper layer, so nothing the sandbox installs or writes outlives it. The network is
-# shared, so services inside listen on the machine's loopback addresses.
+# The root is an overlay with the machine's / as its read-only lower layer and, as its
+# upper layer, the tmpfs that `previews sandbox up` mounted on $1, so nothing the sandbox
+# installs or writes outlives `down`, while a reboot keeps it. The network is shared, so
+# services inside listen on the machine's loopback addresses.
 set -eu
 
 state="$1"
@@ -16,7 +17,6 @@ project="$2"
 # Mounts made below must never propagate back to the machine.
 mount --make-rprivate /
 
-mount -t tmpfs -o mode=0700 previews-sandbox "$state"
 mkdir -p "$state/upper" "$state/work" "$state/root"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$state/upper,workdir=$state/work" "$state/root"
 
@@ -55,7 +55,7 @@ UNIT
 hostname previews-sandbox
 echo previews-sandbox > "$root/etc/hostname"
 # sudo looks its host name up and complains when it does not resolve.
-echo "127.0.1.1 previews-sandbox" >> "$root/etc/hosts"
+grep -q " previews-sandbox$" "$root/etc/hosts" || echo "127.0.1.1 previews-sandbox" >> "$root/etc/hosts"
 
 mkdir -p "$root/.oldroot"
 cd "$root"
