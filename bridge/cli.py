@@ -232,13 +232,15 @@ def _run(args: argparse.Namespace) -> int:
     with preview_lock(settings, request.number):
         status = run_playbook(settings, request, ident)
     share_artifacts(settings, ident)
-    logs.publish(
-        settings.runner_dir / "artifacts",
-        settings.logs_dir,
-        settings.data_dir / "tokens",
-        settings.preview_id(request.number),
-        ident,
-    )
+    if request.action != "cleanup":
+        # A cleanup removes the preview's logs and hosts, so its own log would be unreachable.
+        logs.publish(
+            settings.runner_dir / "artifacts",
+            settings.logs_dir,
+            settings.data_dir / "tokens",
+            settings.preview_id(request.number),
+            ident,
+        )
     registry.rotate(
         settings.runner_dir, settings.requests_dir, settings.keep_runs, settings.logs_dir
     )
