@@ -148,7 +148,7 @@ def create_app(
         return _accept(event, delivery)
 
     def _accept(event: PullRequestEvent, delivery: str) -> JSONResponse:
-        decision = trust.decide(event, settings, _served_sha(event.request.number))
+        decision = trust.decide(event, settings, lambda: _served_sha(event.request.number))
         if isinstance(decision, Ignored):
             return _ignored(decision.reason)
         if isinstance(decision, trust.Hold):

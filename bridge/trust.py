@@ -8,6 +8,7 @@ things and is always allowed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.forge import Ignored, PullRequestEvent
@@ -31,9 +32,12 @@ class Hold:
     reason: str
 
 
-def decide(event: PullRequestEvent, settings: Settings, deployed_sha: str) -> Run | Hold | Ignored:
-    """Decide what an event starts. deployed_sha is what the preview serves now, if anything:
-    a SHA that was deployed once was trusted or approved then."""
+def decide(
+    event: PullRequestEvent, settings: Settings, served_sha: Callable[[], str]
+) -> Run | Hold | Ignored:
+    """Decide what an event starts. served_sha returns the SHA the preview serves now, or
+    "": a SHA that was deployed once was trusted or approved then. It reads the registry,
+    so it is called only for a request that is not trusted on its own."""
     request = event.request
     if request.action == "cleanup":
         return Run(request)
@@ -43,7 +47,7 @@ def decide(event: PullRequestEvent, settings: Settings, deployed_sha: str) -> Ru
     reason = _distrust(event, settings)
     if reason is None:
         return Run(request)
-    if deployed_sha and request.sha == deployed_sha:
+    if request.sha == served_sha():
         return Run(request, approved_by="an earlier approval of this SHA")
     return Hold(request, reason)
 
