@@ -14,9 +14,9 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from bridge import registry
+from bridge import pins, registry
 from bridge.queue import RunQueue
-from bridge.run_command import IDENT
+from bridge.run_command import RUN_IDENT
 from bridge.settings import Settings
 
 MAX_LOG_BYTES = 4 * 1024 * 1024
@@ -40,6 +40,8 @@ class PreviewOut(BaseModel):
     last_time: str
     blocked: str
     blocked_sha: str
+    reason: str = ""
+    pinned: bool = False
     queued: str = ""
 
 
@@ -78,7 +80,10 @@ def router(settings: Settings, queue: RunQueue) -> APIRouter:
 
     def current() -> list[PreviewOut]:
         previews = registry.overview(
-            settings.runner_dir, queue.intake.blocked(), settings.preview_id
+            settings.runner_dir,
+            queue.intake.blocked(),
+            settings.preview_id,
+            pins.pinned(settings.pins_dir, strict=False),
         )
         queued = {accepted.request.number: accepted for accepted in queue.intake.pending()}
         queued.update(queue.running)
@@ -115,7 +120,7 @@ def router(settings: Settings, queue: RunQueue) -> APIRouter:
         responses={404: {}},
     )
     def run_log(
-        ident: Annotated[str, Path(pattern=IDENT.pattern, description="run ident")],
+        ident: Annotated[str, Path(pattern=RUN_IDENT.pattern, description="run ident")],
     ) -> PlainTextResponse:
         path = settings.runner_dir / "artifacts" / ident / "stdout"
         try:

@@ -8,23 +8,27 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from functools import partial
 from urllib.parse import quote
 
-from bridge import logs, registry
+from bridge import capacity, logs, pins, registry, stale
 from bridge.intake import Intake
 from bridge.models import PreviewRequest
 from bridge.run_command import (
-    IDENT,
+    MAX_STALE_AGE_DAYS,
+    RUN_IDENT,
+    STALE_ACTION,
     in_run_unit,
     launch,
+    launch_stale,
     parse_run_arguments,
+    parse_stale_arguments,
     preview_lock,
     run_unit_argv,
     share_artifacts,
 )
-from bridge.runner import new_ident, run_playbook
+from bridge.runner import new_ident, new_stale_ident, run_playbook
 from bridge.sandbox import Sandbox, SandboxError
 from bridge.settings import Settings
 
@@ -87,10 +91,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "run",
         help="start one run as root (what the bridge's sudo rule allows)",
         description="Arguments: ACTION NUMBER SHA|- IDENT REF AUTHOR REPOSITORY, the last "
-        "three base64url-encoded or '-'. The bridge builds them; operators use deploy and "
-        "cleanup.",
+        "three base64url-encoded or '-', or cleanup-stale IDENT MAX_AGE_DAYS NUMBERS. The "
+        "bridge and cleanup-stale build them; operators use deploy, cleanup and cleanup-stale.",
     )
-    run.add_argument("arguments", nargs=argparse.REMAINDER, help="the seven run arguments")
+    run.add_argument("arguments", nargs=argparse.REMAINDER, help="the run arguments")
     run.set_defaults(handler=_run)
 
     listing = commands.add_parser("list", help="list previews: active, failed and blocked")
@@ -123,13 +127,25 @@ def _build_parser() -> argparse.ArgumentParser:
     approve.set_defaults(handler=_approve)
 
     stale = commands.add_parser(
-        "cleanup-stale", help="remove previews not deployed for a number of days"
+        "cleanup-stale",
+        help="remove the unpinned previews without activity for a number of days, in one run",
     )
     stale.add_argument(
-        "--max-age-days", type=int, default=7, help="days since the last deploy (default: 7)"
+        "--max-age-days",
+        type=int,
+        default=7,
+        help="days since the last run or request of a preview (default: 7)",
     )
     stale.add_argument("--dry-run", action="store_true", help="only print what would go")
     stale.set_defaults(handler=_cleanup_stale)
+
+    for name, handler, text in [
+        ("pin", _pin, "keep a preview: the stale cleanup and eviction skip it"),
+        ("unpin", _unpin, "let the stale cleanup and eviction remove a preview again"),
+    ]:
+        command = commands.add_parser(name, help=text)
+        command.add_argument("number", type=int, help="pull-request number")
+        command.set_defaults(handler=handler)
 
     demo = commands.add_parser("demo", help="run the whole lifecycle on the sandbox host")
     demo.add_argument("--keep", action="store_true", help="leave the sandbox host running")
@@ -215,7 +231,13 @@ def _run_now(request: PreviewRequest) -> int:
 def _run(args: argparse.Namespace) -> int:
     settings = Settings()
     arguments = list(args.arguments)
-    request, ident = parse_run_arguments(settings, arguments)
+    work: Callable[[], int]
+    if arguments[:1] == [STALE_ACTION]:
+        ident, days, numbers = parse_stale_arguments(settings, arguments[1:])
+        work = partial(stale.run_cleanup, settings, ident, days, numbers)
+    else:
+        request, ident = parse_run_arguments(settings, arguments)
+        work = partial(_run_request, settings, request, ident)
     if os.geteuid() != 0:
         print(
             "previews: run changes units, vhosts and release directories, so it must run as "
@@ -227,10 +249,14 @@ def _run(args: argparse.Namespace) -> int:
     if not in_run_unit(ident):
         unit = run_unit_argv(settings, ["run", *arguments], ident)
         return subprocess.run(unit, stdin=subprocess.DEVNULL, check=False).returncode
+    return work()
 
+
+def _run_request(settings: Settings, request: PreviewRequest, ident: str) -> int:
     # One run per preview at a time, started by the bridge, by root or by both.
     with preview_lock(settings, request.number):
-        status = run_playbook(settings, request, ident)
+        admission_error = capacity.admit(settings, request)
+        status = run_playbook(settings, request, ident, admission_error)
     share_artifacts(settings, ident)
     if request.action != "cleanup":
         # A cleanup removes the preview's logs and hosts, so its own log would be unreachable.
@@ -249,7 +275,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _previews(settings: Settings) -> list[registry.Preview]:
     return registry.overview(
-        settings.runner_dir, Intake(settings.state_dir).blocked(), settings.preview_id
+        settings.runner_dir,
+        Intake(settings.state_dir).blocked(),
+        settings.preview_id,
+        pins.pinned(settings.pins_dir, strict=False),
     )
 
 
@@ -266,16 +295,25 @@ def _list(args: argparse.Namespace) -> int:
     if not previews:
         print("no previews")
         return 0
-    print(f"{'PR':>7}  {'STATUS':<9}  {'SHA':<12}  {'UPDATED':<27}  {'AUTHOR':<16}  URL OR REASON")
+    print(
+        f"{'PR':>7}  {'STATUS':<9}  {'PINNED':<6}  {'SHA':<12}  {'UPDATED':<27}  "
+        f"{'AUTHOR':<16}  URL OR REASON"
+    )
     for preview in previews:
-        detail = next(iter(preview.urls.values()), "")
-        if preview.blocked:
-            detail = f"blocked {preview.blocked_sha[:12]}: {preview.blocked}"
         print(
-            f"{preview.number:>7}  {preview.status:<9}  {preview.sha[:12]:<12}  "
-            f"{preview.updated:<27}  {preview.author[:16]:<16}  {detail}"
+            f"{preview.number:>7}  {preview.status:<9}  {'yes' if preview.pinned else '':<6}  "
+            f"{preview.sha[:12]:<12}  {preview.updated:<27}  {preview.author[:16]:<16}  "
+            f"{_detail(preview)}"
         )
     return 0
+
+
+def _detail(preview: registry.Preview) -> str:
+    if preview.blocked:
+        return f"blocked {preview.blocked_sha[:12]}: {preview.blocked}"
+    if preview.status == "failed" and preview.reason:
+        return f"failed: {preview.reason}"
+    return next(iter(preview.urls.values()), "")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -290,6 +328,8 @@ def _show(args: argparse.Namespace) -> int:
     for key, value in preview.as_dict().items():
         if isinstance(value, dict):
             value = ", ".join(f"{name}={item}" for name, item in value.items())
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
         if value != "":
             print(f"{key + ':':<12} {value}")
     return 0
@@ -306,10 +346,10 @@ def _history(args: argparse.Namespace) -> int:
     if not runs:
         print(f"previews: no run of PR {args.number}", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"{'TIME':<27}  {'ACTION':<8}  {'STATUS':<10}  {'SHA':<12}  RUN")
+    print(f"{'TIME':<27}  {'ACTION':<13}  {'STATUS':<10}  {'SHA':<12}  RUN")
     for run in runs:
         print(
-            f"{run.time:<27}  {run.action:<8}  {run.status:<10}  "
+            f"{run.time:<27}  {run.action:<13}  {run.status:<10}  "
             f"{str(run.facts.get('sha', ''))[:12]:<12}  {run.ident}"
         )
     return 0
@@ -319,7 +359,7 @@ def _logs(args: argparse.Namespace) -> int:
     settings = Settings()
     artifacts = settings.runner_dir / "artifacts"
     ident = args.run or logs.latest_run(artifacts, settings.preview_id(args.number))
-    if ident is None or not IDENT.fullmatch(ident) or not (artifacts / ident).is_dir():
+    if ident is None or not RUN_IDENT.fullmatch(ident) or not (artifacts / ident).is_dir():
         print(f"previews: no run of PR {args.number} to show", file=sys.stderr)
         return EXIT_FAILURE
     status = logs.copy_output(artifacts / ident, sys.stdout, follow=args.follow)
@@ -358,22 +398,56 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _cleanup_stale(args: argparse.Namespace) -> int:
     settings = Settings()
-    if args.max_age_days < 1:
-        print("previews: --max-age-days must be 1 or more", file=sys.stderr)
+    if not 1 <= args.max_age_days <= MAX_STALE_AGE_DAYS:
+        print(f"previews: --max-age-days must be 1 to {MAX_STALE_AGE_DAYS}", file=sys.stderr)
         return EXIT_USAGE
-    limit = datetime.now(UTC) - timedelta(days=args.max_age_days)
-    cutoff = limit.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    previews = _previews(settings)
-    stale = [preview for preview in previews if preview.sha and preview.updated < cutoff]
-    if not stale:
-        print(f"no preview is older than {args.max_age_days} days")
+    if not args.dry_run and os.geteuid() != 0:
+        print("previews: cleanup-stale starts a run as root; run it as root", file=sys.stderr)
+        return EXIT_FAILURE
+
+    found = stale.find_stale(settings, args.max_age_days)
+    if not found:
+        print(f"no unpinned preview has been inactive for {args.max_age_days} days")
         return 0
-    failed = 0
-    for preview in stale:
-        print(f"PR {preview.number}: last deployed {preview.updated}")
-        if not args.dry_run:
-            failed += _run_now(PreviewRequest(action="cleanup", number=preview.number)) != 0
-    return EXIT_FAILURE if failed else 0
+    for preview in found:
+        print(f"PR {preview.number}: last activity {preview.last_activity}")
+    if args.dry_run:
+        return 0
+
+    ident = new_stale_ident(settings)
+    status = launch_stale(settings, ident, args.max_age_days, [preview.number for preview in found])
+    print(f"run {ident}: {'successful' if status == 0 else 'failed'}")
+    print(f"log: {settings.runner_dir / 'artifacts' / ident / 'stdout'}")
+    return 0 if status == 0 else EXIT_FAILURE
+
+
+def _pin(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if not _may_change_pins(settings, "pin"):
+        return EXIT_FAILURE
+    preview_id = settings.preview_id(args.number)
+    created = pins.pin(settings.pins_dir, preview_id)
+    print(f"{preview_id} {'is now pinned' if created else 'was pinned already'}")
+    return 0
+
+
+def _unpin(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if not _may_change_pins(settings, "unpin"):
+        return EXIT_FAILURE
+    preview_id = settings.preview_id(args.number)
+    removed = pins.unpin(settings.pins_dir, preview_id)
+    print(f"{preview_id} {'is no longer pinned' if removed else 'was not pinned'}")
+    return 0
+
+
+def _may_change_pins(settings: Settings, command: str) -> bool:
+    if os.geteuid() == 0:
+        return True
+    print(
+        f"previews: {command} writes {settings.pins_dir}, so it must run as root", file=sys.stderr
+    )
+    return False
 
 
 def _urls(args: argparse.Namespace) -> int:

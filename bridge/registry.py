@@ -2,6 +2,9 @@
 
 Every run records its preview's facts with set_stats under the key "preview". A preview is
 active when its latest deploy succeeded or is in progress and no cleanup succeeded after it.
+A stale cleanup run covers several previews: its facts list them under "ids", and the
+playbook adds each preview that it removed to the list "previews_removed", which the fold
+drops, whether or not the others failed.
 
 Two caches sit beside the artifacts: index.json holds the facts of every finished run,
 and fold.json the previews that the finished runs fold into, with the idents it covers.
@@ -16,7 +19,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,9 @@ logger = logging.getLogger(__name__)
 INDEX_NAME = "index.json"
 FOLD_NAME = "fold.json"
 INDEX_VERSION = 1
+STALE_ACTION = "cleanup-stale"
+# The set_stats key that a stale cleanup appends each removed preview id to.
+REMOVED_KEY = "previews_removed"
 # ansible-runner's final statuses; a run without one may still change.
 FINAL_STATUSES = frozenset({"successful", "failed", "canceled", "timeout"})
 
@@ -47,6 +53,18 @@ class Run:
     @property
     def preview_id(self) -> str:
         return str(self.facts.get("id", ""))
+
+    @property
+    def preview_ids(self) -> list[str]:
+        """The previews this run is about: one, or those a stale cleanup was to remove."""
+        if self.preview_id:
+            return [self.preview_id]
+        return _strings(self.facts.get("ids"))
+
+    @property
+    def removed(self) -> list[str]:
+        """The previews that a stale cleanup removed."""
+        return _strings(self.facts.get("removed"))
 
     @property
     def time(self) -> str:
@@ -82,6 +100,10 @@ class Preview:
     last_time: str = ""
     blocked: str = ""
     blocked_sha: str = ""
+    # Why the latest run failed, as the playbook recorded it.
+    reason: str = ""
+    # Set from the pins directory when listing; the fold and its caches leave it false.
+    pinned: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,6 +208,11 @@ def fold(runs: list[Run], previews: dict[str, Preview] | None = None) -> dict[st
     starting from previews when given (which this changes)."""
     previews = {} if previews is None else previews
     for run in runs:
+        if run.action == STALE_ACTION:
+            # Only previews that are gone are recorded, so a failed run drops them too.
+            for removed_id in run.removed:
+                previews.pop(removed_id, None)
+            continue
         preview_id = str(run.facts.get("id", ""))
         if not preview_id:
             continue
@@ -263,8 +290,13 @@ def _save_fold(runner_dir: Path, finished: list[Run], previews: dict[str, Previe
 
 
 def history(runs: Iterable[Run], preview_id: str) -> list[Run]:
-    """Return the runs of one preview, oldest first."""
-    return [run for run in runs if run.preview_id == preview_id]
+    """Return the runs of one preview, stale cleanups that were to remove it included."""
+    return [run for run in runs if preview_id in run.preview_ids]
+
+
+def add_pins(previews: dict[str, Preview], pinned: Collection[str]) -> None:
+    for preview_id, preview in previews.items():
+        preview.pinned = preview_id in pinned
 
 
 def add_blocked(
@@ -301,28 +333,38 @@ def rotate(
 ) -> list[str]:
     """Remove the artifacts, request files and published logs of old runs; return their idents.
 
-    Every run of an active preview stays. Of the others, the last `keep` runs stay.
+    Every run of an active preview stays. Of the others, the last `keep` runs stay. A stale
+    cleanup counts as a run of each preview it was to remove, so it stays as long as one of
+    them keeps it: removing it would bring back the previews it removed.
     """
     runs = read_runs(runner_dir)
-    active = fold(runs)
-    by_preview: dict[str, list[Run]] = {}
-    for run in runs:
-        by_preview.setdefault(run.preview_id, []).append(run)
+    kept = _runs_to_keep(runs, fold(runs), keep)
 
     removed = []
-    for preview_id, preview_runs in by_preview.items():
-        if preview_id in active:
+    for run in runs:
+        if run.ident in kept or run.status not in FINAL_STATUSES:
             continue
-        for run in preview_runs[:-keep]:
-            if run.status not in FINAL_STATUSES:
-                continue
-            shutil.rmtree(runner_dir / "artifacts" / run.ident, ignore_errors=True)
-            (requests_dir / f"{run.ident}.yml").unlink(missing_ok=True)
-            if logs_dir is not None:
+        shutil.rmtree(runner_dir / "artifacts" / run.ident, ignore_errors=True)
+        (requests_dir / f"{run.ident}.yml").unlink(missing_ok=True)
+        if logs_dir is not None:
+            for preview_id in run.preview_ids:
                 (logs_dir / preview_id / f"{run.ident}.txt").unlink(missing_ok=True)
-            removed.append(run.ident)
+        removed.append(run.ident)
     refresh(runner_dir)
     return removed
+
+
+def _runs_to_keep(runs: list[Run], active: dict[str, Preview], keep: int) -> set[str]:
+    by_preview: dict[str, list[Run]] = {}
+    for run in runs:
+        # Runs that name no preview share one group, so the last `keep` of them stay.
+        for preview_id in run.preview_ids or [""]:
+            by_preview.setdefault(preview_id, []).append(run)
+    kept: set[str] = set()
+    for preview_id, preview_runs in by_preview.items():
+        chosen = preview_runs if preview_id in active else preview_runs[-keep:]
+        kept.update(run.ident for run in chosen)
+    return kept
 
 
 def _apply_deploy(previews: dict[str, Preview], preview_id: str, run: Run) -> None:
@@ -361,11 +403,13 @@ def _apply_deploy(previews: dict[str, Preview], preview_id: str, run: Run) -> No
             status=status,
             last_run=run.ident,
             last_time=time,
+            reason=str(facts.get("reason", "")),
         )
         return
     current.status = status
     current.last_run = run.ident
     current.last_time = time
+    current.reason = str(facts.get("reason", ""))
 
 
 def _preview_facts(job_events: Path) -> dict[str, Any] | None:
@@ -374,6 +418,8 @@ def _preview_facts(job_events: Path) -> dict[str, Any] | None:
     if not job_events.is_dir():
         return None
     events = sorted(job_events.glob("*.json"), key=_event_counter, reverse=True)
+    removed: list[str] = []
+    facts: dict[str, Any] | None = None
     for path in events:
         try:
             event = json.loads(path.read_text())
@@ -382,16 +428,30 @@ def _preview_facts(job_events: Path) -> dict[str, Any] | None:
             continue
         data = event.get("event_data", {})
         if event.get("event") == "playbook_on_stats":
-            preview = (data.get("artifact_data") or {}).get("preview")
-            if isinstance(preview, dict):
-                return preview
+            stats = data.get("artifact_data") or {}
+            if isinstance(stats.get("preview"), dict):
+                return _with_removed(stats["preview"], _strings(stats.get(REMOVED_KEY)))
         if event.get("event") == "runner_on_ok" and data.get("task_action", "").endswith(
             "set_stats"
         ):
             stats = (data.get("res") or {}).get("ansible_stats", {}).get("data", {})
-            if isinstance(stats.get("preview"), dict):
-                return dict(stats["preview"])
-    return None
+            removed += _strings(stats.get(REMOVED_KEY))
+            if facts is None and isinstance(stats.get("preview"), dict):
+                facts = dict(stats["preview"])
+                if facts.get("action") != STALE_ACTION:
+                    return facts
+    # A stale cleanup still running: every removal so far, from each task that recorded one.
+    return None if facts is None else _with_removed(facts, removed)
+
+
+def _with_removed(facts: dict[str, Any], removed: list[str]) -> dict[str, Any]:
+    if facts.get("action") != STALE_ACTION:
+        return facts
+    return {**facts, "removed": removed}
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
 def _event_counter(path: Path) -> int:
@@ -400,9 +460,13 @@ def _event_counter(path: Path) -> int:
 
 
 def overview(
-    runner_dir: Path, blocked: Iterable[Blocked], preview_id: Callable[[int], str]
+    runner_dir: Path,
+    blocked: Iterable[Blocked],
+    preview_id: Callable[[int], str],
+    pinned: Collection[str] = frozenset(),
 ) -> list[Preview]:
     """Return the previews, blocked ones included, ordered by number."""
     previews = current(runner_dir)
     add_blocked(previews, blocked, preview_id)
+    add_pins(previews, pinned)
     return sorted(previews.values(), key=lambda preview: preview.number)

@@ -9,6 +9,10 @@ REF, AUTHOR and REPOSITORY are base64url without padding ("-" when empty), so th
 regular expression in the sudo rule can check every argument and no forge string ever
 reaches sudo's command line as text. The command checks everything again, then starts the
 playbook in a transient systemd unit of its own, outside the bridge's sandbox.
+
+Root alone also starts the stale cleanup this way, a form that the sudo rule does not allow:
+
+    previews run cleanup-stale IDENT MAX_AGE_DAYS NUMBER[,NUMBER...]
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 from bridge.models import PreviewRequest
 from bridge.settings import Settings
@@ -32,6 +37,18 @@ IDENT = re.compile(
     r"^[0-9]{8}T[0-9]{12}Z_(?P<project>[a-z][a-z0-9]{0,19})-pr(?P<number>[1-9][0-9]{0,6})"
     r"_(?P<action>deploy|cleanup)_[0-9a-f]{6}$"
 )
+STALE_ACTION = "cleanup-stale"
+# A stale cleanup covers several previews, so its ident names the project only.
+STALE_IDENT = re.compile(
+    r"^[0-9]{8}T[0-9]{12}Z_(?P<project>[a-z][a-z0-9]{0,19})_cleanup-stale_[0-9a-f]{6}$"
+)
+# Any run's ident, for looking a run's log up.
+RUN_IDENT = re.compile(
+    r"^[0-9]{8}T[0-9]{12}Z_[a-z][a-z0-9]{0,19}"
+    r"(?:-pr[1-9][0-9]{0,6}_(?:deploy|cleanup)|_cleanup-stale)_[0-9a-f]{6}$"
+)
+NUMBER_LIST = re.compile(r"^[1-9][0-9]{0,6}(?:,[1-9][0-9]{0,6})*$")
+MAX_STALE_AGE_DAYS = 3650
 ENCODED = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
 EMPTY = "-"
 # Lengths of the encoded fields: a 255-byte ref, a 45-byte login, a 140-byte full name.
@@ -110,6 +127,34 @@ def parse_run_arguments(settings: Settings, arguments: list[str]) -> tuple[Previ
     return request, ident
 
 
+def stale_run_arguments(ident: str, max_age_days: int, numbers: list[int]) -> list[str]:
+    """Return the arguments of `previews run` for a stale cleanup of the given PRs."""
+    return ["run", STALE_ACTION, ident, str(max_age_days), ",".join(map(str, numbers))]
+
+
+def parse_stale_arguments(settings: Settings, arguments: list[str]) -> tuple[str, int, list[int]]:
+    """Check the arguments after `run cleanup-stale`; return the ident, the days and the PRs."""
+    if len(arguments) != 3:
+        raise RunArgumentError(
+            f"expected {STALE_ACTION} IDENT MAX_AGE_DAYS NUMBER[,NUMBER...], "
+            f"got {len(arguments)} arguments after {STALE_ACTION}"
+        )
+    ident, days, numbers = arguments
+
+    match = STALE_IDENT.fullmatch(ident)
+    if match is None:
+        raise RunArgumentError("ident: expected <time>_<project>_cleanup-stale_<6 hex>")
+    if match["project"] != settings.project:
+        raise RunArgumentError(
+            f"ident: project {match['project']} does not match the configured {settings.project}"
+        )
+    if not days.isdigit() or not 1 <= int(days) <= MAX_STALE_AGE_DAYS:
+        raise RunArgumentError(f"max age: expected 1 to {MAX_STALE_AGE_DAYS} days, got {days!r}")
+    if not NUMBER_LIST.fullmatch(numbers):
+        raise RunArgumentError("numbers: expected pull-request numbers separated by commas")
+    return ident, int(days), sorted({int(number) for number in numbers.split(",")})
+
+
 def launch(settings: Settings, request: PreviewRequest, ident: str) -> int:
     """Start the run and wait for it; return its exit status (0 when it succeeded).
 
@@ -127,6 +172,12 @@ def launch(settings: Settings, request: PreviewRequest, ident: str) -> int:
             result.stderr.strip()[-2000:] or "no error output",
         )
     return result.returncode
+
+
+def launch_stale(settings: Settings, ident: str, max_age_days: int, numbers: list[int]) -> int:
+    """Start a stale cleanup run as root and wait for it; return its exit status."""
+    argv = [str(settings.executable), *stale_run_arguments(ident, max_age_days, numbers)]
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode
 
 
 def in_run_unit(ident: str) -> bool:
@@ -181,8 +232,37 @@ def share_artifacts(settings: Settings, ident: str) -> None:
 @contextmanager
 def preview_lock(settings: Settings, number: int) -> Iterator[None]:
     """Hold the preview's lock file, waiting for a run of the same preview to end."""
-    locks = settings.data_dir / "locks"
-    locks.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with (locks / f"{settings.preview_id(number)}.lock").open("w") as lock:
+    with _lock_file(settings, settings.preview_id(number)).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+@contextmanager
+def idle_preview_locks(settings: Settings, numbers: list[int]) -> Iterator[list[int]]:
+    """Hold the locks of those previews that no run holds, without waiting; yield their PRs.
+
+    Never waiting means a stale cleanup cannot deadlock with a deploy that evicts.
+    """
+    with ExitStack() as stack:
+        held = []
+        for number in numbers:
+            lock = stack.enter_context(_lock_file(settings, settings.preview_id(number)).open("w"))
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            held.append(number)
+        yield held
+
+
+@contextmanager
+def admission_lock(settings: Settings) -> Iterator[None]:
+    """Hold the host's admission lock, so two new previews never take the same room."""
+    with _lock_file(settings, "admission").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _lock_file(settings: Settings, name: str) -> Path:
+    settings.locks_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return settings.locks_dir / f"{name}.lock"

@@ -16,13 +16,17 @@ import ansible_runner
 import yaml
 
 from bridge.models import PreviewRequest
-from bridge.run_command import share_artifacts
+from bridge.run_command import STALE_ACTION, share_artifacts
 from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SECRET_VARIABLES = ("PREVIEWS_WEBHOOK_SECRET", "PREVIEWS_API_TOKEN", "PREVIEWS_REPORT_TOKEN")
-PLAYBOOKS = {"deploy": "playbooks/deploy.yml", "cleanup": "playbooks/cleanup.yml"}
+PLAYBOOKS = {
+    "deploy": "playbooks/deploy.yml",
+    "cleanup": "playbooks/cleanup.yml",
+    STALE_ACTION: "playbooks/cleanup-stale.yml",
+}
 
 
 class UnsafeText(str):
@@ -48,6 +52,12 @@ def new_ident(settings: Settings, request: PreviewRequest) -> str:
     )
 
 
+def new_stale_ident(settings: Settings) -> str:
+    """Name a stale cleanup run after its start time and the project it covers."""
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{started}_{settings.project}_{STALE_ACTION}_{secrets.token_hex(3)}"
+
+
 def extra_vars(settings: Settings, request: PreviewRequest, ident: str) -> dict[str, Any]:
     """Return the run's extra vars; every string from the forge is marked !unsafe.
 
@@ -65,25 +75,56 @@ def extra_vars(settings: Settings, request: PreviewRequest, ident: str) -> dict[
     }
 
 
-def write_request(settings: Settings, request: PreviewRequest, ident: str) -> Path:
-    """Persist the request as the run's extra-vars file, readable by root only."""
+def write_request(
+    settings: Settings, request: PreviewRequest, ident: str, admission_error: str = ""
+) -> Path:
+    """Persist the request as the run's extra-vars file, readable by root only.
+
+    A deploy that capacity admission rejected carries the reason, and its playbook fails
+    with it.
+    """
+    variables = extra_vars(settings, request, ident)
+    if admission_error:
+        variables["preview_admission_error"] = UnsafeText(admission_error)
+    return _write_extra_vars(settings, variables, ident)
+
+
+def _write_extra_vars(settings: Settings, variables: dict[str, Any], ident: str) -> Path:
     settings.requests_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     path = settings.requests_dir / f"{ident}.yml"
-    text = yaml.dump(extra_vars(settings, request, ident), Dumper=_ExtraVarsDumper)
+    text = yaml.dump(variables, Dumper=_ExtraVarsDumper)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
         file.write(text)
     return path
 
 
-def run_playbook(settings: Settings, request: PreviewRequest, ident: str) -> str:
+def run_playbook(
+    settings: Settings, request: PreviewRequest, ident: str, admission_error: str = ""
+) -> str:
     """Run the request's playbook to the end and return ansible-runner's status."""
+    extra_vars_file = write_request(settings, request, ident, admission_error)
+    logger.info("run %s started: %s of PR %s", ident, request.action, request.number)
+    return _run(settings, PLAYBOOKS[request.action], extra_vars_file, ident)
+
+
+def run_stale_playbook(settings: Settings, numbers: list[int], ident: str) -> str:
+    """Remove the previews of the given PRs in one run; return ansible-runner's status."""
+    variables = {
+        "previews_project": settings.project,
+        "previews_stale_prs": numbers,
+        "preview_run_ident": ident,
+    }
+    extra_vars_file = _write_extra_vars(settings, variables, ident)
+    logger.info("run %s started: cleanup of the stale previews of PRs %s", ident, numbers)
+    return _run(settings, PLAYBOOKS[STALE_ACTION], extra_vars_file, ident)
+
+
+def _run(settings: Settings, playbook: str, extra_vars_file: Path, ident: str) -> str:
     # ansible-runner records its whole environment in the run's artifacts.
     for name in SECRET_VARIABLES:
         os.environ.pop(name, None)
-    extra_vars_file = write_request(settings, request, ident)
     settings.runner_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
-    logger.info("run %s started: %s of PR %s", ident, request.action, request.number)
 
     def share_when_running(status: dict[str, Any], runner_config: Any = None) -> None:
         # So that the bridge and operators can follow the log of a run in progress.
@@ -93,7 +134,7 @@ def run_playbook(settings: Settings, request: PreviewRequest, ident: str) -> str
     result = ansible_runner.run(
         private_data_dir=str(settings.runner_dir),
         project_dir=str(settings.project_dir),
-        playbook=PLAYBOOKS[request.action],
+        playbook=playbook,
         inventory=str(settings.inventory),
         ident=ident,
         cmdline=f"-e @{extra_vars_file}",

@@ -62,6 +62,29 @@ class Settings(BaseSettings):
         7, gt=0, description="days a delivery id is remembered to drop repeated deliveries"
     )
 
+    root: Path = Field(
+        Path("/srv/previews"),
+        description="directory of the previews' releases (the inventory's previews_root), "
+        "where capacity admission counts previews and measures free disk space",
+    )
+    max_previews: int = Field(
+        0, ge=0, description="previews on the host before a new one is over capacity; 0: no limit"
+    )
+    min_free_memory_mb: int = Field(
+        256, ge=0, description="MiB of MemAvailable that a new preview's first deploy requires"
+    )
+    min_free_disk_mb: int = Field(
+        1024, ge=0, description="MiB free on the previews' root that a new preview requires"
+    )
+    capacity_policy: Literal["wait", "evict", "reject"] = Field(
+        "reject",
+        description="what a new preview's deploy does over capacity: wait for room, evict the "
+        "least recently used unpinned preview, or fail with the reason",
+    )
+    capacity_wait_seconds: int = Field(
+        600, ge=0, le=86400, description="seconds the wait policy waits before it rejects"
+    )
+
     report_forge: Literal["github", "gitea", "gitlab"] | None = Field(
         None, description="forge that deploys are reported to; unset reports nothing"
     )
@@ -116,6 +139,16 @@ class Settings(BaseSettings):
     def logs_dir(self) -> Path:
         """Redacted run output, one directory per preview, served by nginx behind its token."""
         return self.data_dir / "logs"
+
+    @property
+    def pins_dir(self) -> Path:
+        """One file per pinned preview, written by root and readable by the bridge."""
+        return self.data_dir / "pins"
+
+    @property
+    def locks_dir(self) -> Path:
+        """Lock files of the runs: one per preview, and one for capacity admission."""
+        return self.data_dir / "locks"
 
     @property
     def requests_dir(self) -> Path:

@@ -35,6 +35,9 @@ requirements:
 SETTINGS_FILE = Path("/etc/pr-previews/previews.env")
 DEFAULT_DATA_DIR = "/var/lib/pr-previews"
 PREVIEW_ID = re.compile(r"^[a-z][a-z0-9]{0,19}-pr[1-9][0-9]{0,6}$")
+PROJECT = re.compile(r"^[a-z][a-z0-9]{0,19}$")
+STALE_ACTION = "cleanup-stale"
+REMOVED_KEY = "previews_removed"
 
 
 class CallbackModule(CallbackBase):
@@ -63,6 +66,8 @@ class CallbackModule(CallbackBase):
         preview = stats.get("preview")
         if isinstance(preview, dict):
             self._start(preview)
+        # A stale cleanup records each removed preview on its own, without "preview".
+        if isinstance(preview, dict) or REMOVED_KEY in stats:
             self._event(
                 "runner_on_ok",
                 {"task_action": result._task.action, "res": {"ansible_stats": {"data": stats}}},
@@ -92,8 +97,8 @@ class CallbackModule(CallbackBase):
     def _start(self, preview: dict[str, Any]) -> None:
         if self._folder is not None:
             return
-        preview_id, action = str(preview.get("id", "")), str(preview.get("action", ""))
-        if not PREVIEW_ID.fullmatch(preview_id) or action not in ("deploy", "cleanup"):
+        subject = _subject(preview)
+        if subject is None:
             return
         if not os.access(self._artifacts.parent, os.W_OK):
             self._display.warning(
@@ -103,7 +108,7 @@ class CallbackModule(CallbackBase):
             self._disabled = True
             return
         started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        ident = f"{started}_{preview_id}_{action}_{secrets.token_hex(3)}"
+        ident = f"{started}_{subject}_{secrets.token_hex(3)}"
         self._folder = self._artifacts / ident
         (self._folder / "job_events").mkdir(parents=True, mode=0o700)
         _write(self._folder, "stdout", "".join(self._pending))
@@ -130,6 +135,21 @@ class CallbackModule(CallbackBase):
             return
         with (self._folder / "stdout").open("a") as file:
             file.write(line + "\n")
+
+
+def _subject(preview: dict[str, Any]) -> str | None:
+    """Return the middle of the run's ident, as the run command names it, or None.
+
+    A stale cleanup covers several previews, so its ident names the project instead.
+    """
+    action = str(preview.get("action", ""))
+    if action == STALE_ACTION:
+        project = str(preview.get("project", ""))
+        return f"{project}_{action}" if PROJECT.fullmatch(project) else None
+    preview_id = str(preview.get("id", ""))
+    if PREVIEW_ID.fullmatch(preview_id) and action in ("deploy", "cleanup"):
+        return f"{preview_id}_{action}"
+    return None
 
 
 def _write(folder: Path, name: str, text: str) -> None:

@@ -3,6 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
+from bridge import pins
 from bridge.app import create_app
 from tests.unit.fakes import write_run
 from tests.unit.webhooks import API_TOKEN, fixture, post, runs
@@ -60,6 +61,30 @@ def test_list_and_show(client, deployed):
     assert shown["status"] == "active"
     assert shown["sha"] == "7" * 40
     assert shown["urls"] == {"web": "https://pr-7.previews.test/"}
+
+
+def test_pins_and_failure_reasons_show(client, settings, deployed):
+    pins.pin(settings.pins_dir, "demo-pr7")
+    failed = {**deployed, "time": "2026-01-02T00:00:00.000000Z", "reason": "no capacity"}
+    write_run(
+        settings.runner_dir, "20260102T000000000000Z_demo-pr7_deploy_abcdef", "failed", failed
+    )
+
+    shown = client.get("/api/previews/7", headers=AUTH).json()
+
+    assert shown["pinned"] is True
+    assert (shown["status"], shown["reason"]) == ("failed", "no capacity")
+
+
+def test_log_of_a_stale_cleanup(client, settings):
+    ident = "20260101T000000000000Z_demo_cleanup-stale_abcdef"
+    (settings.runner_dir / "artifacts" / ident).mkdir(parents=True)
+    (settings.runner_dir / "artifacts" / ident / "stdout").write_text("PLAY [Clean up]\n")
+
+    response = client.get(f"/api/runs/{ident}/log", headers=AUTH)
+
+    assert response.status_code == 200
+    assert response.text == "PLAY [Clean up]\n"
 
 
 def test_unknown_preview_is_404(client, deployed):

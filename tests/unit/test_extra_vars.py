@@ -71,3 +71,13 @@ def test_request_file_is_private(tmp_path):
 
     assert path.stat().st_mode & 0o777 == 0o600
     assert "preview_pr: 3" in path.read_text()
+
+
+def test_admission_error_is_never_templated(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    request = PreviewRequest(action="deploy", number=3, sha="a" * 40)
+
+    path = write_request(settings, request, "run-3", admission_error="no room {{ x }}")
+
+    assert "preview_admission_error: !unsafe 'no room {{ x }}'" in path.read_text()
+    assert "preview_admission_error" not in write_request(settings, request, "run-4").read_text()

@@ -92,3 +92,47 @@ def test_hand_run_is_readable_by_the_runner_group(tmp_path):
     artifacts = tmp_path / "data" / "runner" / "artifacts"
     for path in artifacts.rglob("*"):
         assert path.stat().st_mode & 0o040, path
+
+
+STALE_PLAYBOOK = """
+- name: Record a stale cleanup like cleanup-stale.yml
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Record the run in the registry
+      ansible.builtin.set_stats:
+        data:
+          preview:
+            id: ""
+            project: demo
+            action: cleanup-stale
+            ids: [demo-pr12, demo-pr13]
+            time: "{{ now(utc=true, fmt='%Y-%m-%dT%H:%M:%S.%fZ') }}"
+    - name: Record that the preview is gone
+      ansible.builtin.set_stats:
+        data:
+          previews_removed: [demo-pr12]
+"""
+
+
+def test_hand_stale_cleanup_drops_removed(tmp_path):
+    ansible_playbook(tmp_path, 12)
+    ansible_playbook(tmp_path, 13)
+    playbook = tmp_path / "stale.yml"
+    playbook.write_text(STALE_PLAYBOOK)
+    env = {
+        **{name: value for name, value in os.environ.items() if name != "AWX_ISOLATED_DATA_DIR"},
+        "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
+        "PREVIEWS_DATA_DIR": str(tmp_path / "data"),
+    }
+    command = [str(Path(sys.executable).with_name("ansible-playbook"))]
+    command += ["-i", "localhost,", "-c", "local", str(playbook)]
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    runner_dir = tmp_path / "data" / "runner"
+    assert [preview.id for preview in registry.list_previews(runner_dir)] == ["demo-pr13"]
+    stale = registry.read_runs(runner_dir)[-1]
+    assert "_demo_cleanup-stale_" in stale.ident
+    assert stale.removed == ["demo-pr12"]

@@ -256,3 +256,140 @@ def test_rotate_keeps_active_previews_and_the_last_runs_of_others(tmp_path):
     assert left == {*active, gone[4], cleanup}
     assert sorted(path.stem for path in requests.iterdir()) == [gone[4]]
     assert set(json.loads((tmp_path / "index.json").read_text())["runs"]) == left
+
+
+STALE = "20260120T000000000000Z_demo_cleanup-stale_0000ff"
+
+
+def write_stale_run(root, ident, status, targets, removed, time="2026-01-20T00:00:00Z"):
+    """Write a stale cleanup run like cleanup-stale.yml records it."""
+    preview = {
+        "id": "",
+        "project": "demo",
+        "action": "cleanup-stale",
+        "ids": [f"demo-pr{number}" for number in targets],
+        "time": time,
+    }
+    folder = root / "artifacts" / ident
+    (folder / "job_events").mkdir(parents=True)
+    if status is None:
+        events = [{"preview": preview}] + [
+            {"previews_removed": [f"demo-pr{number}"]} for number in removed
+        ]
+        for counter, data in enumerate(events, start=1):
+            event = {
+                "event": "runner_on_ok",
+                "event_data": {
+                    "task_action": "ansible.builtin.set_stats",
+                    "res": {"ansible_stats": {"data": data}},
+                },
+            }
+            (folder / "job_events" / f"{counter}-event.json").write_text(json.dumps(event))
+        return
+    (folder / "status").write_text(status)
+    stats = {"preview": preview, "previews_removed": [f"demo-pr{n}" for n in removed]}
+    event = {"event": "playbook_on_stats", "event_data": {"artifact_data": stats}}
+    (folder / "job_events" / "99-stats.json").write_text(json.dumps(event))
+
+
+def test_stale_cleanup_drops_the_removed_previews(tmp_path):
+    for number in (1, 2, 3):
+        deploys(tmp_path, number, 1)
+    write_stale_run(tmp_path, STALE, "successful", [1, 2], removed=[1, 2])
+
+    assert [preview.number for preview in registry.list_previews(tmp_path)] == [3]
+
+
+def test_failed_stale_cleanup_drops_only_what_it_removed(tmp_path):
+    for number in (1, 2):
+        deploys(tmp_path, number, 1)
+    write_stale_run(tmp_path, STALE, "failed", [1, 2], removed=[2])
+
+    assert [preview.number for preview in registry.list_previews(tmp_path)] == [1]
+
+
+def test_running_stale_cleanup_drops_each_removal_so_far(tmp_path):
+    for number in (1, 2, 3):
+        deploys(tmp_path, number, 1)
+    write_stale_run(tmp_path, STALE, None, [1, 2, 3], removed=[1, 3])
+
+    assert [preview.number for preview in registry.list_previews(tmp_path)] == [2]
+
+
+def test_deploy_after_a_stale_cleanup_is_active_again(tmp_path):
+    deploys(tmp_path, 1, 1)
+    write_stale_run(tmp_path, STALE, "successful", [1], removed=[1])
+    deploys(tmp_path, 1, 1, start_day=25)
+
+    [preview] = registry.list_previews(tmp_path)
+
+    assert preview.updated == "2026-01-25T00:00:00.000000Z"
+
+
+def test_history_includes_stale_cleanups(tmp_path):
+    deploys(tmp_path, 1, 1)
+    deploys(tmp_path, 2, 1)
+    write_stale_run(tmp_path, STALE, "successful", [1], removed=[1])
+
+    runs = registry.read_runs(tmp_path)
+
+    assert [run.action for run in registry.history(runs, "demo-pr1")] == [
+        "deploy",
+        "cleanup-stale",
+    ]
+    assert [run.action for run in registry.history(runs, "demo-pr2")] == ["deploy"]
+
+
+def test_rotate_keeps_removing_stale_cleanup(tmp_path):
+    requests = tmp_path / "requests"
+    requests.mkdir()
+    gone = deploys(tmp_path, 1, 5)
+    write_stale_run(tmp_path, STALE, "successful", [1], removed=[1])
+    # Many later stale cleanups of other previews must not push it out.
+    later = []
+    for day in range(21, 26):
+        ident = f"202601{day}T000000000000Z_demo_cleanup-stale_0000{day}"
+        write_stale_run(
+            tmp_path, ident, "successful", [9], removed=[9], time=f"2026-01-{day}T00:00Z"
+        )
+        later.append(ident)
+
+    registry.rotate(tmp_path, requests, keep=2)
+
+    left = {run.ident for run in registry.read_runs(tmp_path)}
+    assert left == {gone[4], STALE, *later[-2:]}
+    assert registry.list_previews(tmp_path) == []
+
+
+def test_failed_deploy_records_the_reason(tmp_path):
+    deploys(tmp_path, 1, 1)
+    write_run(
+        tmp_path,
+        "20260105T000000Z_demo-pr1_deploy_b",
+        "failed",
+        facts("deploy", time="2026-01-05T00:00:00Z", reason="The host has no capacity"),
+    )
+
+    [preview] = registry.list_previews(tmp_path)
+
+    assert (preview.status, preview.reason) == ("failed", "The host has no capacity")
+
+
+def test_successful_deploy_clears_the_reason(tmp_path):
+    write_run(tmp_path, "20260101T000000Z_demo-pr1_deploy_a", "failed", facts("deploy", reason="x"))
+    deploys(tmp_path, 1, 1, start_day=2)
+
+    [preview] = registry.list_previews(tmp_path)
+
+    assert preview.reason == ""
+
+
+def test_overview_marks_pinned_previews(tmp_path):
+    deploys(tmp_path, 1, 1)
+    deploys(tmp_path, 2, 1)
+
+    previews = registry.overview(tmp_path, [], lambda n: f"demo-pr{n}", {"demo-pr2"})
+
+    assert [(preview.number, preview.pinned) for preview in previews] == [(1, False), (2, True)]
+    cached = json.loads((tmp_path / "fold.json").read_text())["previews"]
+    assert cached["demo-pr2"]["pinned"] is False

@@ -6,17 +6,23 @@ from pydantic import ValidationError
 
 from bridge.models import PreviewRequest
 from bridge.run_command import (
+    RUN_IDENT,
     RunArgumentError,
     decode_field,
     encode_field,
+    idle_preview_locks,
     parse_run_arguments,
+    parse_stale_arguments,
+    preview_lock,
     run_arguments,
     run_unit_argv,
+    stale_run_arguments,
 )
 from bridge.settings import Settings
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 IDENT = "20260101T000000000000Z_demo-pr5_deploy_a1b2c3"
+STALE_IDENT = "20260101T000000000000Z_demo_cleanup-stale_a1b2c3"
 TEMPLATE = (
     Path(__file__).parents[2] / "roles/preview_sudoers/templates/etc/sudoers.d/pr-previews.j2"
 )
@@ -156,3 +162,61 @@ def test_sudo_pattern_bounds_within_sudo_limit():
 
     assert upper
     assert max(upper) <= 255
+
+
+def test_stale_arguments_round_trip(settings):
+    arguments = stale_run_arguments(STALE_IDENT, 7, [12, 3, 3])
+
+    assert arguments == ["run", "cleanup-stale", STALE_IDENT, "7", "12,3,3"]
+    assert parse_stale_arguments(settings, arguments[2:]) == (STALE_IDENT, 7, [3, 12])
+
+
+def test_stale_run_is_not_allowed_by_sudo():
+    arguments = stale_run_arguments(STALE_IDENT, 7, [3])
+
+    assert not SUDO_PATTERN.fullmatch(" ".join(arguments))
+    assert not SUDO_PATTERN.fullmatch(" ".join(arguments).replace("cleanup-stale", "cleanup"))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([STALE_IDENT, "7"], "expected cleanup-stale"),
+        ([STALE_IDENT, "7", "3", "4"], "expected cleanup-stale"),
+        ([IDENT, "7", "3"], "ident"),
+        ([STALE_IDENT.replace("demo", "other"), "7", "3"], "project"),
+        ([STALE_IDENT, "0", "3"], "max age"),
+        ([STALE_IDENT, "3651", "3"], "max age"),
+        ([STALE_IDENT, "-1", "3"], "max age"),
+        ([STALE_IDENT, "7", ""], "numbers"),
+        ([STALE_IDENT, "7", "0"], "numbers"),
+        ([STALE_IDENT, "7", "3,,4"], "numbers"),
+        ([STALE_IDENT, "7", "3 4"], "numbers"),
+        ([STALE_IDENT, "7", "10000000"], "numbers"),
+    ],
+)
+def test_parse_stale_rejects(settings, arguments, message):
+    with pytest.raises(RunArgumentError, match=message):
+        parse_stale_arguments(settings, arguments)
+
+
+@pytest.mark.parametrize(
+    ("ident", "valid"),
+    [
+        (IDENT, True),
+        (IDENT.replace("deploy", "cleanup"), True),
+        (STALE_IDENT, True),
+        (STALE_IDENT.replace("cleanup-stale", "deploy"), False),
+        ("20260101T000000000000Z_demo-pr5_cleanup-stale_a1b2c3", False),
+        ("../20260101T000000000000Z_demo_cleanup-stale_a1b2c3", False),
+    ],
+)
+def test_run_ident_covers_every_run(ident, valid):
+    assert bool(RUN_IDENT.fullmatch(ident)) is valid
+
+
+def test_idle_preview_locks_skip_a_running_preview(settings):
+    with preview_lock(settings, 4), idle_preview_locks(settings, [3, 4, 5]) as idle:
+        assert idle == [3, 5]
+    with idle_preview_locks(settings, [3, 4, 5]) as idle:
+        assert idle == [3, 4, 5]
