@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from urllib.parse import quote
 
+from pydantic import ValidationError
+
 from bridge import capacity, logs, pins, registry, stale
 from bridge.intake import Intake
 from bridge.models import PreviewRequest
@@ -45,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
+    except ValidationError as error:
+        # An argument such as --sha fails the same checks as a webhook's field.
+        for item in error.errors():
+            field = ".".join(str(part) for part in item["loc"]) or "request"
+            reason = str(item["msg"]).removeprefix("Value error, ")
+            print(f"previews: invalid {field}: {reason}", file=sys.stderr)
+        return EXIT_USAGE
     except (SandboxError, ValueError, RuntimeError) as error:
         print(f"previews: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -206,7 +215,8 @@ def _serve(args: argparse.Namespace) -> int:
     from bridge.app import create_app
 
     app = create_app(Settings())
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    # No access log: a query string may carry a token, and the app logs what it decides.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 
@@ -340,12 +350,14 @@ def _history(args: argparse.Namespace) -> int:
     runs = registry.history(
         registry.read_runs(settings.runner_dir), settings.preview_id(args.number)
     )
+    if not runs:
+        if args.json:
+            print("[]")
+        print(f"previews: no run of PR {args.number}", file=sys.stderr)
+        return EXIT_FAILURE
     if args.json:
         print(json.dumps([run.as_dict() for run in runs], indent=2))
         return 0
-    if not runs:
-        print(f"previews: no run of PR {args.number}", file=sys.stderr)
-        return EXIT_FAILURE
     print(f"{'TIME':<27}  {'ACTION':<13}  {'STATUS':<10}  {'SHA':<12}  RUN")
     for run in runs:
         print(

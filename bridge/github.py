@@ -76,6 +76,9 @@ def parse_pull_request(payload: dict[str, Any], delivery: str) -> PullRequestEve
     else:
         return Ignored(f"pull_request action {action!r} starts no run")
 
+    if action == LABELED and _state(payload) == "closed":
+        # A label added after the close must not bring the preview back.
+        return Ignored("label added to a closed pull request")
     request, from_fork = read_pull_request(payload, kind, delivery, FIELD_PATHS)
     if kind == "cleanup":
         return PullRequestEvent(request=request, from_fork=from_fork)
@@ -96,3 +99,9 @@ def _added_label(payload: dict[str, Any]) -> str:
     if not isinstance(name, str):
         raise PayloadError("label.name", "is missing or not a string")
     return name
+
+
+def _state(payload: dict[str, Any]) -> str:
+    pull_request = payload.get("pull_request")
+    state = pull_request.get("state") if isinstance(pull_request, dict) else None
+    return state if isinstance(state, str) else ""

@@ -67,8 +67,10 @@ def _copy_from(path: Path, position: int, out: TextIO) -> int:
 
 # Colours and cursor moves that ansible may print.
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-# A token passed in a URL or a header, whatever its value.
-TOKEN_IN_TEXT = re.compile(r"(?i)(token[=:]\s*)[^\s&\"']+")
+# An Authorization header: everything after the name, scheme included, is secret.
+AUTHORIZATION = re.compile(r"(?im)(authorization\s*[:=]\s*).+$")
+# A token, password or secret in a URL, a header or an assignment, or a bearer token.
+TOKEN_IN_TEXT = re.compile(r"(?i)((?:token|password|passwd|secret)\s*[=:]\s*|bearer\s+)[^\s&\"']+")
 REDACTED = "[redacted]"
 MAX_PUBLISHED_BYTES = 4 * 1024 * 1024
 
@@ -77,6 +79,7 @@ def redact(text: str, secrets: list[str]) -> str:
     """Return text without the given secrets, token parameters or terminal escapes."""
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
+    text = AUTHORIZATION.sub(lambda match: match.group(1) + REDACTED, text)
     text = TOKEN_IN_TEXT.sub(lambda match: match.group(1) + REDACTED, text)
     return ANSI_ESCAPE.sub("", text)
 

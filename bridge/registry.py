@@ -423,6 +423,9 @@ def _preview_facts(job_events: Path) -> dict[str, Any] | None:
     for path in events:
         try:
             event = json.loads(path.read_text())
+        except PermissionError:
+            # Events of a run in progress stay readable by root only until it ends.
+            continue
         except (OSError, json.JSONDecodeError) as error:
             logger.warning("skipping unreadable event %s: %s", path, error)
             continue

@@ -138,7 +138,12 @@ def _run(settings: Settings, playbook: str, extra_vars_file: Path, ident: str) -
         inventory=str(settings.inventory),
         ident=ident,
         cmdline=f"-e @{extra_vars_file}",
-        envvars={"ANSIBLE_CONFIG": str(settings.project_dir / "ansible.cfg")},
+        envvars={
+            "ANSIBLE_CONFIG": str(settings.project_dir / "ansible.cfg"),
+            # ansible-runner replaces the callback path and records the run itself, so the
+            # callback for runs by hand would only warn that it cannot be found.
+            "ANSIBLE_CALLBACKS_ENABLED": "",
+        },
         quiet=True,
         status_handler=share_when_running,
     )

@@ -9,6 +9,7 @@ It does nothing under ansible-runner, and warns when the registry is not writabl
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ansible.plugins.callback import CallbackBase
 
@@ -34,6 +35,8 @@ requirements:
 
 SETTINGS_FILE = Path("/etc/pr-previews/previews.env")
 DEFAULT_DATA_DIR = "/var/lib/pr-previews"
+DEFAULT_PROJECT = "demo"
+PR_NUMBER = re.compile(r"^[1-9][0-9]{0,6}$")
 PREVIEW_ID = re.compile(r"^[a-z][a-z0-9]{0,19}-pr[1-9][0-9]{0,6}$")
 PROJECT = re.compile(r"^[a-z][a-z0-9]{0,19}$")
 STALE_ACTION = "cleanup-stale"
@@ -54,6 +57,25 @@ class CallbackModule(CallbackBase):
         self._folder: Path | None = None
         self._counter = 0
         self._pending: list[str] = []
+        self._lock: TextIO | None = None
+
+    def v2_playbook_on_play_start(self, play: Any) -> None:
+        """Take the preview's lock, as `previews run` does, so that a run by hand never
+        overlaps a run of the bridge on the same preview."""
+        if self._disabled or self._lock is not None:
+            return
+        number = str(play.get_variable_manager().extra_vars.get("preview_pr", ""))
+        locks = _data_dir() / "locks"
+        if not PR_NUMBER.fullmatch(number) or not os.access(locks.parent, os.W_OK):
+            return
+        locks.mkdir(mode=0o700, exist_ok=True)
+        preview_id = f"{_setting('PREVIEWS_PROJECT') or DEFAULT_PROJECT}-pr{number}"
+        self._lock = (locks / f"{preview_id}.lock").open("w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._display.display(f"pr-previews: waiting for the run in progress of {preview_id}")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
 
     def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
         self._log(f"TASK [{task.get_name()}]")
@@ -171,11 +193,15 @@ def _share(folder: Path, group: int) -> None:
 
 
 def _data_dir() -> Path:
-    """PREVIEWS_DATA_DIR from the environment or the settings file, as the CLI reads it."""
-    value = os.environ.get("PREVIEWS_DATA_DIR")
+    return Path(_setting("PREVIEWS_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def _setting(variable: str) -> str:
+    """Return a setting from the environment or the settings file, as the CLI reads it."""
+    value = os.environ.get(variable)
     if value is None and SETTINGS_FILE.is_file():
         for line in SETTINGS_FILE.read_text().splitlines():
             name, _, text = line.partition("=")
-            if name.strip() == "PREVIEWS_DATA_DIR":
+            if name.strip() == variable:
                 value = text.strip()
-    return Path(value or DEFAULT_DATA_DIR)
+    return value or ""

@@ -280,3 +280,16 @@ def test_invalid_field_gives_422_and_starts_nothing(
     assert runs(queue, launcher) == []
     assert not list((settings.state_dir / "deliveries").iterdir())
     assert not list((settings.state_dir / "pending").iterdir())
+
+
+def test_label_on_a_closed_pull_request_is_ignored(client, queue, launcher):
+    payload = origin.pull_request_payload(
+        "labeled", 9, SHA, "x", head="fork", label="preview-approved"
+    )
+    payload["pull_request"]["state"] = "closed"
+
+    response = post(client, payload)
+
+    assert response.json()["status"] == "ignored"
+    assert "closed" in response.json()["reason"]
+    assert runs(queue, launcher) == []

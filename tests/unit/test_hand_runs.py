@@ -1,8 +1,10 @@
 """Runs of ansible-playbook started by hand reach the registry through the callback."""
 
+import fcntl
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,10 +50,27 @@ def ansible_playbook(tmp_path, number, fail=False, **environment):
         "-c",
         "local",
         "-e",
-        f"number={number} fail={fail}",
+        f"number={number} preview_pr={number} fail={fail}",
         str(playbook),
     ]
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def test_hand_run_waits_for_the_preview_lock(tmp_path):
+    locks = tmp_path / "data" / "locks"
+    locks.mkdir(parents=True)
+    finished = []
+    with (locks / "demo-pr16.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        thread = threading.Thread(target=lambda: finished.append(ansible_playbook(tmp_path, 16)))
+        thread.start()
+        thread.join(8)
+        assert thread.is_alive(), "the run did not wait for the lock"
+    thread.join(60)
+
+    [result] = finished
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "waiting for the run in progress of demo-pr16" in result.stdout
 
 
 def test_hand_run_appears_in_the_registry(tmp_path):

@@ -94,3 +94,21 @@ def test_copy_output_follows_until_the_status_appears(tmp_path, monkeypatch):
     assert status == "failed"
     assert out.getvalue() == "one\ntwo\n"
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("Authorization: Bearer bearerSECRET", "Authorization: [redacted]"),
+        ("curl -H 'Authorization: token ghpSECRET'", "Authorization: [redacted]"),
+        ("password=pwSECRET next", "password=[redacted] next"),
+        ("PASSWORD = pwSECRET", "PASSWORD = [redacted]"),
+        ("client_secret: csSECRET", "secret: [redacted]"),
+        ("sent Bearer abcSECRET", "Bearer [redacted]"),
+    ],
+)
+def test_redact_credentials(line, kept):
+    redacted = logs.redact(line, [])
+
+    assert "SECRET" not in redacted
+    assert kept in redacted

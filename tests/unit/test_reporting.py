@@ -121,6 +121,8 @@ def test_one_comment_edited_never_duplicated(bridge, github):
     deliver(client, queue, github, "opened", SHA1, 7)
     deliver(client, queue, github, "synchronize", SHA3, 12)
     deliver(client, queue, github, "closed", SHA3, 15)
+    # The fake records a call before it applies it, so wait for the edit itself.
+    wait_for(lambda: "removed" in next(iter(github.comments.values()))["body"])
 
     [comment] = github.comments.values()
     assert len(github.calls_to("POST", r"/repos/[^/]+/[^/]+/issues/\d+/comments")) == 1
