@@ -120,6 +120,19 @@ def run_stale_playbook(settings: Settings, numbers: list[int], ident: str) -> st
     return _run(settings, PLAYBOOKS[STALE_ACTION], extra_vars_file, ident)
 
 
+def runner_environment(settings: Settings) -> dict[str, str]:
+    """Return the environment variables that ansible-runner adds for a run."""
+    return {
+        "ANSIBLE_CONFIG": str(settings.project_dir / "ansible.cfg"),
+        # ansible-runner puts its own directory in place of ansible.cfg's callback_plugins
+        # and appends it to this one. The callback for runs by hand must still load, or
+        # ansible.cfg's callbacks_enabled warns; it records nothing under ansible-runner.
+        # An empty ANSIBLE_CALLBACKS_ENABLED instead fails every run in ansible-core 2.19
+        # ("A non-empty plugin name is required").
+        "ANSIBLE_CALLBACK_PLUGINS": str(settings.project_dir / "plugins" / "callback"),
+    }
+
+
 def _run(settings: Settings, playbook: str, extra_vars_file: Path, ident: str) -> str:
     # ansible-runner records its whole environment in the run's artifacts.
     for name in SECRET_VARIABLES:
@@ -138,12 +151,7 @@ def _run(settings: Settings, playbook: str, extra_vars_file: Path, ident: str) -
         inventory=str(settings.inventory),
         ident=ident,
         cmdline=f"-e @{extra_vars_file}",
-        envvars={
-            "ANSIBLE_CONFIG": str(settings.project_dir / "ansible.cfg"),
-            # ansible-runner replaces the callback path and records the run itself, so the
-            # callback for runs by hand would only warn that it cannot be found.
-            "ANSIBLE_CALLBACKS_ENABLED": "",
-        },
+        envvars=runner_environment(settings),
         quiet=True,
         status_handler=share_when_running,
     )
