@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from bridge import capacity, logs, pins, registry, stale
+from bridge import capacity, interrupted, logs, pins, registry, stale
 from bridge.intake import Intake
 from bridge.models import PreviewRequest
 from bridge.run_command import (
@@ -265,6 +265,9 @@ def _run(args: argparse.Namespace) -> int:
 def _run_request(settings: Settings, request: PreviewRequest, ident: str) -> int:
     # One run per preview at a time, started by the bridge, by root or by both.
     with preview_lock(settings, request.number):
+        interrupted.mark_earlier_runs(
+            settings.runner_dir / "artifacts", settings.preview_id(request.number)
+        )
         admission_error = capacity.admit(settings, request)
         status = run_playbook(settings, request, ident, admission_error)
     share_artifacts(settings, ident)
