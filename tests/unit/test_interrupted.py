@@ -136,6 +136,16 @@ def test_stop_post_command_marks_its_own_run_only(tmp_path, monkeypatch):
     assert interrupted.main(["../../etc"]) == 2
 
 
+def test_stop_post_command_marks_a_stale_cleanup(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREVIEWS_DATA_DIR", str(tmp_path))
+    ident = "20260101T000000000000Z_demo_cleanup-stale_abcdef"
+    runner_run(tmp_path / "runner", ident)
+
+    assert interrupted.main([ident]) == 0
+
+    assert (tmp_path / "runner" / "artifacts" / ident / "status").read_text() == "canceled"
+
+
 def test_preview_of_ident():
     assert interrupted.preview_of(FIRST) == "demo-pr1"
     assert interrupted.preview_of("not-an-ident") is None
