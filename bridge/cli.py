@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from bridge import capacity, logs, pins, registry, stale
+from bridge import capacity, interrupted, logs, pins, registry, stale
 from bridge.intake import Intake
 from bridge.models import PreviewRequest
 from bridge.run_command import (
@@ -156,6 +156,22 @@ def _build_parser() -> argparse.ArgumentParser:
         command.add_argument("number", type=int, help="pull-request number")
         command.set_defaults(handler=handler)
 
+    audit = commands.add_parser(
+        "audit",
+        help="list preview resources that the registry does not account for, registry "
+        "entries whose resources are gone, and runs that died midway; exit 1 if any",
+    )
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.set_defaults(handler=_audit)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="clean up what audit lists, one cleanup run per preview, and mark dead runs "
+        "as canceled",
+    )
+    reconcile.add_argument("--dry-run", action="store_true", help="only print what would go")
+    reconcile.set_defaults(handler=_reconcile)
+
     demo = commands.add_parser("demo", help="run the whole lifecycle on the sandbox host")
     demo.add_argument("--keep", action="store_true", help="leave the sandbox host running")
     demo.set_defaults(handler=_demo)
@@ -265,6 +281,9 @@ def _run(args: argparse.Namespace) -> int:
 def _run_request(settings: Settings, request: PreviewRequest, ident: str) -> int:
     # One run per preview at a time, started by the bridge, by root or by both.
     with preview_lock(settings, request.number):
+        interrupted.mark_earlier_runs(
+            settings.runner_dir / "artifacts", settings.preview_id(request.number)
+        )
         admission_error = capacity.admit(settings, request)
         status = run_playbook(settings, request, ident, admission_error)
     share_artifacts(settings, ident)
@@ -460,6 +479,18 @@ def _may_change_pins(settings: Settings, command: str) -> bool:
         f"previews: {command} writes {settings.pins_dir}, so it must run as root", file=sys.stderr
     )
     return False
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from bridge import audit
+
+    return audit.print_audit(Settings(), as_json=args.json)
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from bridge import reconcile
+
+    return reconcile.run_reconcile(Settings(), dry_run=args.dry_run)
 
 
 def _urls(args: argparse.Namespace) -> int:

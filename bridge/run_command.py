@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -208,6 +209,9 @@ def run_unit_argv(settings: Settings, arguments: list[str], ident: str) -> list[
         "--quiet",
         f"--unit=previews-run-{ident}",
         f"--description=pr-previews run {ident}",
+        # Runs once the unit's processes are gone, however they ended, and marks a run that
+        # was killed before it wrote its status. The "-" keeps its failure from the result.
+        f"--property=ExecStopPost=-{sys.executable} -m bridge.interrupted {ident}",
         *(f"--setenv={name}={value}" for name, value in environment.items()),
         "--",
         str(settings.executable),

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     delivery_retention_days: int = Field(
         7, gt=0, description="days a delivery id is remembered to drop repeated deliveries"
     )
+    gone_marker_days: int = Field(
+        30,
+        gt=0,
+        description="days a removed preview's host names get a 410 response before "
+        "reconcile removes their markers, after which they get a 404",
+    )
 
     root: Path = Field(
         Path("/srv/previews"),

@@ -133,6 +133,9 @@ class CallbackModule(CallbackBase):
         ident = f"{started}_{subject}_{secrets.token_hex(3)}"
         self._folder = self._artifacts / ident
         (self._folder / "job_events").mkdir(parents=True, mode=0o700)
+        # A run by hand has no unit, so its process is what shows `previews reconcile` and
+        # later runs whether a run without a status still goes on or was killed.
+        _write(self._folder, "process.json", json.dumps(_this_process()))
         _write(self._folder, "stdout", "".join(self._pending))
         self._display.display(f"pr-previews: recording this run as {ident}")
 
@@ -180,6 +183,15 @@ def _write(folder: Path, name: str, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def _this_process() -> dict[str, int]:
+    """Return this process's PID and its start time in clock ticks since boot.
+
+    The start time (proc(5), field 22) distinguishes it from a later process with the same PID.
+    """
+    stat = Path("/proc/self/stat").read_text()
+    return {"pid": os.getpid(), "start_time": int(stat.rsplit(")", 1)[1].split()[19])}
 
 
 def _share(folder: Path, group: int) -> None:

@@ -276,8 +276,8 @@ def test_closed_leaves_nothing(host):
     for port in ports.values():
         assert f":{port} " not in listening
     assert token not in host.run("sh", "-c", "cat /etc/nginx/previews.d/* 2>/dev/null || true")
-    wait_until(lambda: host.get("https://pr-4.previews.test:8443/").status == 404)
-    assert host.get("https://pr-4.previews.test:8443/").status == 404
+    wait_until(lambda: host.get("https://pr-4.previews.test:8443/").status == 410)
+    assert host.get("https://pr-4.previews.test:8443/").status == 410
 
 
 def test_token_cookie_never_reaches_service(host, first):

@@ -1,6 +1,7 @@
 """Runs of ansible-playbook started by hand reach the registry through the callback."""
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge import registry
+from bridge import interrupted, registry
 
 PROJECT = Path(__file__).resolve().parents[2]
 PLAYBOOK = """
@@ -85,6 +86,11 @@ def test_hand_run_appears_in_the_registry(tmp_path):
     folder = tmp_path / "data" / "runner" / "artifacts" / run.ident
     assert (folder / "rc").read_text() == "0"
     assert "TASK [Record the request in the registry]" in (folder / "stdout").read_text()
+    # The playbook's process has ended, so the run would count as dead without its status.
+    process = json.loads((folder / "process.json").read_text())
+    assert process["pid"] > 1
+    assert process["start_time"] > 0
+    assert interrupted.is_dead(folder, set())
 
 
 def test_failed_hand_run_is_recorded_as_failed(tmp_path):

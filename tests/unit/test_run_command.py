@@ -1,4 +1,5 @@
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,7 @@ def test_run_unit_escapes_to_transient_unit(settings):
     assert argv[0] == "systemd-run"
     assert f"--unit=previews-run-{IDENT}" in argv
     assert f"--setenv=PREVIEWS_RUN_UNIT={IDENT}" in argv
+    assert f"--property=ExecStopPost=-{sys.executable} -m bridge.interrupted {IDENT}" in argv
     assert argv[-3:] == [str(settings.executable), "run", "deploy"]
 
 
