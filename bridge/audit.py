@@ -5,8 +5,9 @@ them by name, as cleanup.yml removes them:
 
 - unit files /etc/systemd/system/<id>-<service>.service and loaded units <id>-*.service,
   the transient build unit <id>-build included;
-- the vhost /etc/nginx/previews.d/<id>.conf and the backups that an interrupted template
-  task leaves beside it;
+- the vhost /etc/nginx/previews.d/<id>.conf, the backups that an interrupted template
+  task leaves beside it, and <id>.conf.broken, where preview_nginx moves a vhost that
+  nginx rejects;
 - the release directory <previews_root>/<id>, which holds the releases and the services'
   data and home directories;
 - under <previews_state_dir>: the token tokens/<id>, the port reservation ports/<id>.json
@@ -242,6 +243,7 @@ def find_resources(layout: Layout, project: str, probe: Probe) -> dict[str, list
         _loaded_units(probe.loaded_units(project), preview),
         _entries(layout.vhosts_dir, rf"{preview}\.conf", "vhost"),
         _entries(layout.vhosts_dir, rf"{preview}\.conf\..+~", "vhost backup"),
+        _entries(layout.vhosts_dir, rf"{preview}\.conf\.broken", "quarantined vhost"),
         _entries(layout.previews_root, preview, "release directory"),
         _entries(layout.tokens_dir, preview, "token"),
         _entries(layout.ports_dir, rf"{preview}\.json", "port reservation"),

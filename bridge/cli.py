@@ -96,6 +96,16 @@ def _build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument("number", type=int, help="pull-request number")
     cleanup.set_defaults(handler=_cleanup)
 
+    rollback = commands.add_parser(
+        "rollback",
+        help="serve a preview's previous good release again (root only)",
+        description="Make the good release that served before the current one current "
+        "again, restart the preview's services on it and wait for their health checks. "
+        "The release rolled back from no longer counts as good.",
+    )
+    rollback.add_argument("number", type=int, help="pull-request number")
+    rollback.set_defaults(handler=_rollback)
+
     run = commands.add_parser(
         "run",
         help="start one run as root (what the bridge's sudo rule allows)",
@@ -245,12 +255,30 @@ def _cleanup(args: argparse.Namespace) -> int:
     return _run_now(PreviewRequest(action="cleanup", number=args.number))
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print(
+            "previews: rollback must run as root; the bridge's sudo rule does not allow it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return _run_now(PreviewRequest(action="rollback", number=args.number))
+
+
 def _run_now(request: PreviewRequest) -> int:
     settings = Settings()
     ident = new_ident(settings, request)
     status = launch(settings, request, ident)
+    folder = settings.runner_dir / "artifacts" / ident
     print(f"run {ident}: {'successful' if status == 0 else 'failed'}")
-    print(f"log: {settings.runner_dir / 'artifacts' / ident / 'stdout'}")
+    if status != 0:
+        try:
+            reason = logs.failure_message(folder)
+        except PermissionError:
+            reason = None
+        if reason:
+            print(f"reason: {reason}")
+    print(f"log: {folder / 'stdout'}")
     return 0 if status == 0 else EXIT_FAILURE
 
 

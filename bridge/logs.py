@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -44,6 +45,30 @@ def copy_output(folder: Path, out: TextIO, follow: bool) -> str | None:
         if status is not None or not follow:
             return status
         time.sleep(POLL_SECONDS)
+
+
+def failure_message(folder: Path) -> str | None:
+    """Return the message of the run's last failed task, or None when none can be read.
+
+    The playbooks end a failed run with a task whose message names what failed and what
+    serves now, so this is the line an operator needs first.
+    """
+    events = sorted((folder / "job_events").glob("*.json"), key=_event_counter, reverse=True)
+    for path in events:
+        try:
+            event = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if event.get("event") == "runner_on_failed":
+            message = (event.get("event_data", {}).get("res") or {}).get("msg")
+            return str(message) if message else None
+    return None
+
+
+def _event_counter(path: Path) -> int:
+    # ansible-runner names events <counter>-<uuid>.json.
+    prefix = path.name.split("-", 1)[0]
+    return int(prefix) if prefix.isdigit() else -1
 
 
 def _final_status(path: Path) -> str | None:

@@ -30,7 +30,10 @@ PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 # Characters that git check-ref-format rejects anywhere in a ref name.
 REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
+# Actions that a forge event requests.
 Action = Literal["deploy", "cleanup"]
+# Actions of a run: a forge's action, or a rollback, which only root starts.
+RunAction = Literal[Action, "rollback"]
 
 
 def ref_name_error(ref: str) -> str | None:
@@ -90,7 +93,7 @@ class PreviewRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    action: Action
+    action: RunAction
     number: int = Field(ge=1, le=MAX_PR_NUMBER)
     sha: str | None = None
     ref: str = ""
@@ -133,4 +136,8 @@ class PreviewRequest(BaseModel):
     def _check_deploy_has_sha(self) -> Self:
         if self.action == "deploy" and self.sha is None:
             raise ValueError("a deploy request needs the head SHA")
+        if self.action == "rollback" and self.sha is not None:
+            raise ValueError(
+                "a rollback request takes no SHA: the host picks the previous good release"
+            )
         return self

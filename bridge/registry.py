@@ -220,6 +220,9 @@ def fold(runs: list[Run], previews: dict[str, Preview] | None = None) -> dict[st
             if run.status == "successful":
                 previews.pop(preview_id, None)
             continue
+        if run.action == "rollback":
+            _apply_rollback(previews, preview_id, run)
+            continue
         _apply_deploy(previews, preview_id, run)
     return previews
 
@@ -410,6 +413,28 @@ def _apply_deploy(previews: dict[str, Preview], preview_id: str, run: Run) -> No
     current.last_run = run.ident
     current.last_time = time
     current.reason = str(facts.get("reason", ""))
+
+
+def _apply_rollback(previews: dict[str, Preview], preview_id: str, run: Run) -> None:
+    """Fold a rollback: a successful one is a deploy of the SHA it rolled back to.
+
+    A rollback that failed, or is still running, left the release that served before
+    serving (the playbook returns to it), so only the latest run changes.
+    """
+    current = previews.get(preview_id)
+    if current is None:
+        # Nothing served, so the rollback found no release and changed nothing.
+        return
+    time = str(run.facts.get("time", ""))
+    current.last_run = run.ident
+    current.last_time = time
+    if run.status != "successful":
+        return
+    current.sha = str(run.facts.get("sha", ""))
+    current.updated = time
+    current.status = "active"
+    current.urls = dict(run.facts.get("urls") or current.urls)
+    current.ports = dict(run.facts.get("ports") or current.ports)
 
 
 def _preview_facts(job_events: Path) -> dict[str, Any] | None:

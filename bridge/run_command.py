@@ -34,9 +34,10 @@ from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# The bridge's sudo rule allows deploy and cleanup only, so only root starts a rollback.
 IDENT = re.compile(
     r"^[0-9]{8}T[0-9]{12}Z_(?P<project>[a-z][a-z0-9]{0,19})-pr(?P<number>[1-9][0-9]{0,6})"
-    r"_(?P<action>deploy|cleanup)_[0-9a-f]{6}$"
+    r"_(?P<action>deploy|cleanup|rollback)_[0-9a-f]{6}$"
 )
 STALE_ACTION = "cleanup-stale"
 # A stale cleanup covers several previews, so its ident names the project only.

@@ -26,6 +26,7 @@ PLAYBOOKS = {
     "deploy": "playbooks/deploy.yml",
     "cleanup": "playbooks/cleanup.yml",
     STALE_ACTION: "playbooks/cleanup-stale.yml",
+    "rollback": "playbooks/rollback.yml",
 }
 
 

@@ -172,7 +172,7 @@ def _subject(preview: dict[str, Any]) -> str | None:
         project = str(preview.get("project", ""))
         return f"{project}_{action}" if PROJECT.fullmatch(project) else None
     preview_id = str(preview.get("id", ""))
-    if PREVIEW_ID.fullmatch(preview_id) and action in ("deploy", "cleanup"):
+    if PREVIEW_ID.fullmatch(preview_id) and action in ("deploy", "cleanup", "rollback"):
         return f"{preview_id}_{action}"
     return None
 

@@ -13,6 +13,7 @@ BRIDGE_USER = "previews-bridge"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 IDENT = "20260101T000000000000Z_demo-pr5_deploy_a1b2c3"
 VALID = ["run", "deploy", "5", SHA, IDENT, "-", "-", "-"]
+ROLLBACK_IDENT = IDENT.replace("deploy", "rollback")
 CANARY = "/tmp/pwned"
 TOUCH = "touch${IFS}/tmp/pwned"
 
@@ -53,6 +54,8 @@ ESCAPES = {
     "option-injection": [EXECUTABLE, "run", "--help", *VALID[2:]],
     "other-subcommand": [EXECUTABLE, "sandbox", "exec", "--", "id"],
     "other-subcommand-deploy": [EXECUTABLE, "deploy", "5", "--sha", SHA],
+    "rollback": [EXECUTABLE, "run", "rollback", *VALID[2:3], "-", ROLLBACK_IDENT, *VALID[5:]],
+    "other-subcommand-rollback": [EXECUTABLE, "rollback", "5"],
     "path-in-ident": [EXECUTABLE, *VALID[:4], "../../../etc/shadow", *VALID[5:]],
     "dot-dot-ref": [EXECUTABLE, *VALID[:5], "..", *VALID[6:]],
     "leading-zero": [EXECUTABLE, "run", "deploy", "05", *VALID[3:]],

@@ -47,6 +47,7 @@ def test_clean_host_has_nothing_to_report(settings, layout, probe):
 def test_orphan_lists_every_kind_of_resource(settings, layout, probe):
     plant_preview(layout, probe, "demo-pr7")
     (layout.vhosts_dir / "demo-pr7.conf.1234.2026-01-01@00:00:00~").write_text("server {}\n")
+    (layout.vhosts_dir / "demo-pr7.conf.broken").write_text("garbage\n")
     probe.units.append(("demo-pr7-build.service", "loaded", "active"))
 
     [finding] = audit.audit(settings, layout, probe).findings
@@ -58,6 +59,7 @@ def test_orphan_lists_every_kind_of_resource(settings, layout, probe):
             "unit",
             "vhost",
             "vhost backup",
+            "quarantined vhost",
             "release directory",
             "token",
             "port reservation",

@@ -1,11 +1,13 @@
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 
-from bridge.models import PreviewRequest
-from bridge.runner import write_request
+from bridge.models import PreviewRequest, RunAction
+from bridge.run_command import STALE_ACTION
+from bridge.runner import PLAYBOOKS, write_request
 from bridge.settings import Settings
 
 PLAYBOOK = """
@@ -81,3 +83,11 @@ def test_admission_error_is_never_templated(tmp_path):
 
     assert "preview_admission_error: !unsafe 'no room {{ x }}'" in path.read_text()
     assert "preview_admission_error" not in write_request(settings, request, "run-4").read_text()
+
+
+def test_every_run_action_has_a_playbook():
+    project = Path(__file__).parents[2]
+
+    assert sorted(PLAYBOOKS) == sorted([*typing.get_args(RunAction), STALE_ACTION])
+    for action, playbook in PLAYBOOKS.items():
+        assert (project / playbook).is_file(), action

@@ -1,6 +1,7 @@
 """Publishing a run's output for the pull request's author: redacted, readable by nginx."""
 
 import io
+import json
 import os
 
 import pytest
@@ -112,3 +113,29 @@ def test_redact_credentials(line, kept):
 
     assert "SECRET" not in redacted
     assert kept in redacted
+
+
+def write_event(folder, counter, event, msg="") -> None:
+    events = folder / "job_events"
+    events.mkdir(exist_ok=True)
+    data = {"event": event, "event_data": {"res": {"msg": msg}}}
+    (events / f"{counter}-{counter:04x}.json").write_text(json.dumps(data))
+
+
+def test_failure_message_is_the_last_failed_task(tmp_path):
+    write_event(tmp_path, 3, "runner_on_failed", "demo-pr3-chat.service failed to start")
+    write_event(tmp_path, 10, "runner_on_failed", "The deploy failed: the release serves again.")
+    write_event(tmp_path, 11, "runner_on_ok")
+    write_event(tmp_path, 12, "playbook_on_stats")
+
+    assert logs.failure_message(tmp_path) == "The deploy failed: the release serves again."
+
+
+def test_failure_message_of_successful_run(tmp_path):
+    write_event(tmp_path, 1, "runner_on_ok")
+
+    assert logs.failure_message(tmp_path) is None
+
+
+def test_failure_message_without_events(tmp_path):
+    assert logs.failure_message(tmp_path / "missing") is None

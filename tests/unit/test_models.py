@@ -114,6 +114,15 @@ def test_deploy_needs_sha():
         PreviewRequest(action="deploy", number=1)
 
 
+def test_rollback_takes_no_sha():
+    with pytest.raises(ValidationError, match="takes no SHA"):
+        PreviewRequest(action="rollback", number=1, sha="0" * 40)
+
+
+def test_rollback_without_sha():
+    assert PreviewRequest(action="rollback", number=1).sha is None
+
+
 @pytest.mark.parametrize(
     "repository",
     [

@@ -393,3 +393,82 @@ def test_overview_marks_pinned_previews(tmp_path):
     assert [(preview.number, preview.pinned) for preview in previews] == [(1, False), (2, True)]
     cached = json.loads((tmp_path / "fold.json").read_text())["previews"]
     assert cached["demo-pr2"]["pinned"] is False
+
+
+def write_deploy_and_rollback(tmp_path, rollback_status):
+    write_run(
+        tmp_path,
+        "20260101T000000Z_demo-pr1_deploy_a",
+        "successful",
+        facts("deploy", urls={"web": "https://pr-1.x/"}, ports={"web": 40000}),
+    )
+    write_run(
+        tmp_path,
+        "20260102T000000Z_demo-pr1_deploy_b",
+        "successful",
+        facts("deploy", sha=SHA2, time="2026-01-02T00:00:00Z", urls={"web": "https://pr-1.x/"}),
+    )
+    # A rollback request carries no ref or author; the playbook records the SHA it serves.
+    write_run(
+        tmp_path,
+        "20260103T000000Z_demo-pr1_rollback_c",
+        rollback_status,
+        facts("rollback", sha=SHA1, time="2026-01-03T00:00:00Z", ref="", author="", ports={}),
+    )
+
+
+def test_fold_rollback_serves_earlier_sha(tmp_path):
+    write_deploy_and_rollback(tmp_path, "successful")
+
+    [preview] = registry.list_previews(tmp_path)
+
+    assert preview.sha == SHA1
+    assert preview.status == "active"
+    assert preview.updated == "2026-01-03T00:00:00Z"
+    assert preview.created == "2026-01-01T00:00:00Z"
+    assert preview.last_run == "20260103T000000Z_demo-pr1_rollback_c"
+    assert preview.ref == "feature"
+    assert preview.author == "octocat"
+    assert preview.urls == {"web": "https://pr-1.x/"}
+
+
+@pytest.mark.parametrize("status", ["failed", None])
+def test_fold_unfinished_rollback_changes_only_last_run(tmp_path, status):
+    write_deploy_and_rollback(tmp_path, status)
+
+    [preview] = registry.list_previews(tmp_path)
+
+    assert preview.sha == SHA2
+    assert preview.status == "active"
+    assert preview.updated == "2026-01-02T00:00:00Z"
+    assert preview.last_run == "20260103T000000Z_demo-pr1_rollback_c"
+
+
+def test_fold_rollback_of_unknown_preview_ignored(tmp_path):
+    write_run(
+        tmp_path, "20260101T000000Z_demo-pr7_rollback_a", "failed", facts("rollback", number=7)
+    )
+
+    assert registry.list_previews(tmp_path) == []
+
+
+def test_fold_cleanup_after_rollback_removes(tmp_path):
+    write_deploy_and_rollback(tmp_path, "successful")
+    write_run(
+        tmp_path,
+        "20260104T000000Z_demo-pr1_cleanup_d",
+        "successful",
+        facts("cleanup", time="2026-01-04T00:00:00Z"),
+    )
+
+    assert registry.list_previews(tmp_path) == []
+
+
+def test_cached_fold_matches_rollback(tmp_path):
+    write_deploy_and_rollback(tmp_path, "successful")
+    first = registry.list_previews(tmp_path)
+
+    cached = registry.list_previews(tmp_path)
+
+    assert (tmp_path / registry.FOLD_NAME).exists()
+    assert cached == first

@@ -117,6 +117,29 @@ def test_cleanup_arguments_round_trip(settings):
     assert parse_run_arguments(settings, arguments[1:]) == (request, ident)
 
 
+def test_rollback_arguments_round_trip(settings):
+    request = PreviewRequest(action="rollback", number=5)
+    ident = IDENT.replace("deploy", "rollback")
+
+    arguments = run_arguments(request, ident)
+
+    assert arguments[1:4] == ["rollback", "5", "-"]
+    assert parse_run_arguments(settings, arguments[1:]) == (request, ident)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["run", "rollback", "5", "-", IDENT.replace("deploy", "rollback"), "-", "-", "-"],
+        ["run", "rollback", "5", "-", IDENT, "-", "-", "-"],
+        ["run", "deploy", "5", SHA, IDENT.replace("deploy", "rollback"), "-", "-", "-"],
+    ],
+)
+def test_sudo_pattern_rejects_rollback(arguments):
+    # Only root rolls a preview back; the bridge's rule must not allow it.
+    assert SUDO_PATTERN.fullmatch(" ".join(arguments)) is None
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
