@@ -262,6 +262,17 @@ def _rollback(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+
+    # Without a release that serves there is nothing to roll back, and the run's published
+    # log would sit in a directory that no vhost serves and no cleanup removes.
+    preview = _find(Settings(), args.number)
+    if preview is None or not preview.sha:
+        print(
+            f"previews: PR {args.number} has no preview that serves a release, so there is "
+            "nothing to roll back",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     return _run_now(PreviewRequest(action="rollback", number=args.number))
 
 

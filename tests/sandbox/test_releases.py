@@ -173,11 +173,24 @@ def test_rollback_without_earlier_release_fails(host, rolled_back):
 
 
 def test_rollback_of_unknown_preview_fails(host):
+    before = host.runs()
+
     result = previews_command(host, "rollback", "39")
 
     assert result.returncode == 1
-    assert "demo-pr39 has no earlier good release" in result.stdout
+    assert "PR 39 has no preview that serves a release" in result.stderr
+    assert host.runs() == before
     assert 39 not in host.previews()
+
+
+def test_rollback_playbook_without_releases_fails(host):
+    rc, _, output = host.playbook("playbooks/rollback.yml", "-e", "preview_pr=38")
+
+    assert rc != 0
+    assert "demo-pr38 has no earlier good release to roll back to" in output
+    assert "Nothing was changed." in output
+    assert 38 not in host.previews()
+    assert host.sandbox.run(["test", "-e", f"{PREVIEWS}/demo-pr38"]).returncode != 0
 
 
 # Broken vhosts: PRs 32, 33 and 34.
