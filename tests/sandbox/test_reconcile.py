@@ -16,6 +16,7 @@ pytestmark = pytest.mark.sandbox
 PREVIEWS = str(demo.VENV_BIN / "previews")
 PROJECT_DIR = Path(__file__).parents[2]
 GONE = "/var/lib/pr-previews/gone"
+STORE = "/var/lib/pr-previews/git/demo.git"
 GONE_PAGE = "This preview was removed.\n"
 NOT_FOUND_PAGE = "No preview at this address.\n"
 
@@ -83,6 +84,14 @@ def deploying(host) -> list[int]:
 def runs_idle(host) -> bool:
     units = host.run("systemctl", "list-units", "--plain", "--no-legend", "previews-run-*")
     return bridge_idle(host) and not units.strip()
+
+
+def runs_of(host, number: int) -> str:
+    """Describe the preview's runs, with the end of each log, for a failed assertion."""
+    history = json.loads(cli(host, "history", str(number), "--json").stdout or "[]")
+    return "\n".join(
+        f"{run['ident']} {run['status']}:\n{host.stdout(run['ident'])[-2000:]}" for run in history
+    )
 
 
 def runner_pid(host, ident: str) -> int:
@@ -272,11 +281,30 @@ def test_killed_bridge_and_run_unit(host):
     wait_until(lambda: runs_idle(host), timeout=240)
     assert host.run("cat", str(ARTIFACTS / answer["run"] / "status")) == "canceled"
     assert deploying(host) == []
-    assert served(host, number) == sha
+    assert served(host, number) == sha, runs_of(host, number)
 
     newer = host.push(number, "After the bridge came back", {"BUILD_DELAY": None})
     assert host.wait(host.deliver("synchronize", number, newer)) == "successful"
     assert newer in host.get(url(number), headers={"X-Preview-Token": host.token(number)}).text
+
+
+def test_ref_lock_of_a_killed_git_blocks_no_run(host):
+    number = 76
+    first = host.open(number, "Before the killed fetch")
+    # What git leaves in the store when it is killed while it updates the PR's ref.
+    lock = f"{STORE}/refs/pull/{number}/head.lock"
+    plant_lock = ["sh", "-c", f"printf '%s\\n' {first} > {lock}"]
+
+    host.run(*plant_lock)
+    newer = host.push(number, "After the killed fetch")
+    ident = host.deliver("synchronize", number, newer)
+    assert host.wait(ident) == "successful", host.stdout(ident)[-3000:]
+    assert served(host, number) == newer
+
+    host.run(*plant_lock)
+    ident = host.deliver("closed", number, newer)
+    assert host.wait(ident) == "successful", host.stdout(ident)[-3000:]
+    assert host.run("sh", "-c", f"ls {STORE}/refs/pull/{number} 2>/dev/null || true") == ""
 
 
 def test_reconcile_marks_a_killed_hand_run(host):
