@@ -85,8 +85,7 @@ def router(settings: Settings, queue: RunQueue) -> APIRouter:
             settings.preview_id,
             pins.pinned(settings.pins_dir, strict=False),
         )
-        queued = {accepted.request.number: accepted for accepted in queue.intake.pending()}
-        queued.update(queue.running)
+        queued = queue.queued()
         shown = {preview.number: PreviewOut(**preview.as_dict()) for preview in previews}
         for number, accepted in queued.items():
             preview = shown.get(number)

@@ -55,7 +55,7 @@ class RunQueue:
         self._busy: set[int] = set()
         self._guard = threading.Lock()
         self._listeners: list[Listener] = []
-        self.running: dict[int, Accepted] = {}
+        self._running: dict[int, Accepted] = {}
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -89,6 +89,16 @@ class RunQueue:
         self._schedule(request.number)
         return accepted
 
+    def queued(self) -> dict[int, Accepted]:
+        """Return the requests waiting or running, by PR, as one consistent snapshot.
+
+        A worker moves a request from pending to running under the guard, so a reader
+        outside it could see the request in neither place.
+        """
+        with self._guard:
+            waiting = {accepted.request.number: accepted for accepted in self.intake.pending()}
+            return {**waiting, **self._running}
+
     def idle(self) -> bool:
         """Return whether no run is in progress or waiting."""
         with self._guard:
@@ -117,14 +127,14 @@ class RunQueue:
             if accepted is None:
                 self._busy.discard(number)
                 return
-            self.running[number] = accepted
+            self._running[number] = accepted
 
         self._tell(lambda listener: listener.run_started(accepted), accepted)
         status = self._run(accepted)
 
         with self._guard:
             self.intake.finish(number)
-            del self.running[number]
+            del self._running[number]
             self._busy.discard(number)
         self._tell(lambda listener: listener.run_finished(accepted, status), accepted)
         self._schedule(number)
