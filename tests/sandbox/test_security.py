@@ -1,10 +1,12 @@
 """Least privilege on the sandbox host: the sudo rule, hostile input, isolation of previews."""
 
+import json
 import re
 
 import pytest
 
 from bridge import demo, origin
+from tests.sandbox.conftest import wait_until
 
 pytestmark = pytest.mark.sandbox
 
@@ -372,3 +374,54 @@ def test_operator_rule(host, argv, expected):
     result = host.sandbox.run(["sudo", "-l", "-U", "previews-op", *argv], capture_output=True)
 
     assert result.returncode == expected, result.stdout + result.stderr
+
+
+# A server that answers 200 to every GET, as a hostile preview's service would.
+ROGUE_SERVER = """
+import http.server, sys
+
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"rogue\\n")
+
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Answer).serve_forever()
+"""
+
+
+def test_port_held_by_another_preview_fails_the_deploy(host, pair):
+    number = 15
+    host.open(number, "Before its port was taken")
+    port = json.loads(host.run("cat", "/var/lib/pr-previews/ports/demo-pr15.json"))["web"]
+    # What the units allow; systemd enforces it only on the unified cgroup hierarchy.
+    binds = host.run(
+        "systemctl", "show", "--property=SocketBindAllow,SocketBindDeny", "demo-pr15-web"
+    )
+    assert f"SocketBindAllow=tcp{port}\n" in binds
+    assert "SocketBindDeny=tcpany" in binds
+    # The window a restart leaves: the service is down and PR 11's user takes its port.
+    host.run("systemctl", "stop", "demo-pr15-web.service")
+    rogue = ["--unit=rogue-listener", "--uid=demo-pr11", "--gid=demo-pr11"]
+    host.run("systemd-run", *rogue, "/usr/bin/python3", "-c", ROGUE_SERVER, str(port))
+    try:
+        wait_until(lambda: f":{port} " in host.run("ss", "--listening", "--tcp", "--numeric"))
+        taken = host.push(number, "While its port is taken")
+        ident = host.deliver("synchronize", number, taken)
+
+        assert host.wait(ident) == "failed"
+        message = f"port {port} of demo-pr15-web.service is held by a process of demo-pr11"
+        assert message in host.stdout(ident)
+    finally:
+        host.run("systemctl", "stop", "rogue-listener.service")
+
+    freed = host.push(number, "After its port was freed")
+    ident = host.deliver("synchronize", number, freed)
+    assert host.wait(ident) == "successful", host.stdout(ident)[-3000:]
+    assert (
+        freed
+        in host.get(
+            f"https://pr-{number}.previews.test:8443/",
+            headers={"X-Preview-Token": host.token(number)},
+        ).text
+    )

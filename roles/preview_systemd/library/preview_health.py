@@ -11,6 +11,8 @@ description:
   - Fails at once when a unit enters the failed state, which a unit that keeps exiting at
     start reaches through its start rate limit, and otherwise when I(timeout) runs out.
     The failure carries the last lines of the unit's journal.
+  - Fails at once when a process of another user listens on a service's port, so that
+    a service of another preview never passes for this one.
 options:
   preview:
     description: Preview identity; unit names are <preview>-<service>.service.
@@ -25,12 +27,17 @@ options:
     description: Port of each service, keyed by service name.
     type: dict
     required: true
+  user:
+    description: The user the services run as; only its sockets may listen on their ports.
+    type: str
+    required: true
   timeout:
     description: Seconds to wait for all services together.
     type: int
     default: 60
 """
 
+import pwd
 import subprocess
 import time
 import urllib.error
@@ -39,6 +46,9 @@ import urllib.request
 from ansible.module_utils.basic import AnsibleModule
 
 JOURNAL_LINES = 40
+# The socket tables of the kernel, one line per socket.
+SOCKET_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+TCP_LISTEN = "0A"
 
 
 def unit_state(unit):
@@ -58,6 +68,31 @@ def answers(port, path):
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError):
         return False
+
+
+def listener_uids(port):
+    """Return the users whose sockets listen on the TCP port, on any local address."""
+    uids = set()
+    for table in SOCKET_TABLES:
+        try:
+            with open(table, encoding="ascii") as lines:
+                next(lines, None)
+                for line in lines:
+                    fields = line.split()
+                    local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                    if local_port == port and fields[3] == TCP_LISTEN:
+                        uids.add(int(fields[7]))
+        except FileNotFoundError:
+            # No IPv6 on this host.
+            continue
+    return uids
+
+
+def owner_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def journal(unit):
@@ -83,6 +118,7 @@ def main():
             "services": {"type": "list", "elements": "dict", "required": True},
             "ports": {"type": "dict", "required": True},
             "timeout": {"type": "int", "default": 60},
+            "user": {"type": "str", "required": True},
         },
         supports_check_mode=True,
     )
@@ -90,6 +126,10 @@ def main():
         module.exit_json(changed=False, skipped=True, msg="health checks are not run in check mode")
 
     params = module.params
+    try:
+        uid = pwd.getpwnam(params["user"]).pw_uid
+    except KeyError:
+        module.fail_json(msg=f"user {params['user']} does not exist")
     pending = {}
     for service in params["services"]:
         name = service["name"]
@@ -106,6 +146,14 @@ def main():
             if state == "failed":
                 module.fail_json(
                     msg=f"{unit} failed to start; its journal:\n" + journal(unit),
+                    unit=unit,
+                )
+            foreign = listener_uids(service["port"]) - {uid}
+            if foreign:
+                owners = ", ".join(sorted(owner_name(other) for other in foreign))
+                module.fail_json(
+                    msg=f"port {service['port']} of {unit} is held by a process of {owners}, "
+                    f"not of {params['user']}; its journal:\n" + journal(unit),
                     unit=unit,
                 )
             if state == "active" and answers(service["port"], service["path"]):
