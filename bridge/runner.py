@@ -34,6 +34,15 @@ class UnsafeText(str):
     """A string that Ansible must never template: branch names, logins and titles."""
 
 
+def unsafe(value: str) -> str:
+    """Mark a forge string as never to be templated.
+
+    An empty one stays plain: Ansible loads an empty `!unsafe` scalar as None, which the
+    registry would record as "None".
+    """
+    return UnsafeText(value) if value else value
+
+
 def _represent_unsafe(dumper: yaml.SafeDumper, value: UnsafeText) -> yaml.Node:
     return dumper.represent_scalar("!unsafe", str(value))
 
@@ -69,9 +78,9 @@ def extra_vars(settings: Settings, request: PreviewRequest, ident: str) -> dict[
         "previews_project": settings.project,
         "preview_pr": request.number,
         "preview_sha": request.sha or "",
-        "preview_ref": UnsafeText(request.ref),
-        "preview_author": UnsafeText(request.author),
-        "preview_repository": UnsafeText(request.repository),
+        "preview_ref": unsafe(request.ref),
+        "preview_author": unsafe(request.author),
+        "preview_repository": unsafe(request.repository),
         "preview_run_ident": ident,
     }
 
@@ -86,7 +95,7 @@ def write_request(
     """
     variables = extra_vars(settings, request, ident)
     if admission_error:
-        variables["preview_admission_error"] = UnsafeText(admission_error)
+        variables["preview_admission_error"] = unsafe(admission_error)
     return _write_extra_vars(settings, variables, ident)
 
 

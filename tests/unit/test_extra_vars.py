@@ -4,6 +4,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from ansible.parsing.dataloader import DataLoader
 
 from bridge.models import PreviewRequest, RunAction
 from bridge.run_command import STALE_ACTION
@@ -63,6 +64,17 @@ def test_forge_strings_are_never_templated(tmp_path, ref):
     assert result.returncode == 0, result.stdout + result.stderr
     assert not canary.exists()
     assert out.read_text() == ref
+
+
+def test_empty_forge_strings_stay_empty(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    request = PreviewRequest(action="deploy", number=3, sha="a" * 40)
+
+    loaded = DataLoader().load_from_file(str(write_request(settings, request, "run-5")))
+
+    assert loaded["preview_ref"] == ""
+    assert loaded["preview_author"] == ""
+    assert loaded["preview_repository"] == ""
 
 
 def test_request_file_is_private(tmp_path):
