@@ -150,6 +150,7 @@ def test_preview_cannot_read_other_preview(host, pair):
         "/etc/nginx/previews.d/demo-pr11.conf",
         "/etc/pr-previews/bridge.env",
         "/etc/ssl/previews/wildcard.key",
+        "/var/log/nginx/previews.access.log",
     ]
 
     for path in forbidden:
