@@ -49,6 +49,8 @@ def ref_name_error(ref: str) -> str | None:
     if ref.startswith("-"):
         # git check-ref-format --branch rejects it, and a tool could read it as an option.
         return "starts with '-'"
+    if ref.startswith("/"):
+        return "starts with '/'"
     for component in ref.split("/"):
         if component.startswith(".") or component.endswith(".lock"):
             return "has a component that starts with '.' or ends with '.lock'"

@@ -451,6 +451,9 @@ def _preview_facts(job_events: Path) -> dict[str, Any] | None:
         except PermissionError:
             # Events of a run in progress stay readable by root only until it ends.
             continue
+        except FileNotFoundError:
+            # ansible-runner renames an event file while a run goes on.
+            continue
         except (OSError, json.JSONDecodeError) as error:
             logger.warning("skipping unreadable event %s: %s", path, error)
             continue

@@ -1,4 +1,8 @@
+import subprocess
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bridge.models import PreviewRequest, login_error, ref_name_error, repository_error
@@ -52,10 +56,21 @@ def test_ref_valid(ref):
         "del\x7f",
         "-rf",
         "--upload-pack=x",
+        "/leading",
     ],
 )
 def test_ref_invalid(ref):
     assert ref_name_error(ref) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab/.-@{}lock ~^:", min_size=1, max_size=12))
+def test_ref_accepted_only_if_git_accepts(ref):
+    if ref_name_error(ref) is None:
+        git = subprocess.run(
+            ["git", "check-ref-format", "--branch", ref], capture_output=True, check=False
+        )
+        assert git.returncode == 0, ref
 
 
 @pytest.mark.parametrize("sha", [SHA1, "0123456789abcdef" * 4])
