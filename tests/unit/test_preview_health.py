@@ -13,13 +13,36 @@ preview_health = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(preview_health)
 
 
-def test_listener_owner_is_found():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
+def listening(family: int, address: str) -> socket.socket:
+    """Return a socket that listens on address and a free port, or skip without the family."""
+    listener = socket.socket(family)
+    try:
+        listener.bind((address, 0))
+    except OSError as error:
+        listener.close()
+        pytest.skip(f"cannot bind {address}: {error}")
+    listener.listen()
+    return listener
+
+
+@pytest.mark.parametrize(
+    ("family", "address"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::ffff:127.0.0.1")]
+)
+def test_listener_reached_at_loopback_counts(family, address):
+    with listening(family, address) as listener:
         port = listener.getsockname()[1]
 
         assert preview_health.listener_uids(port) == {os.getuid()}
+
+
+@pytest.mark.parametrize(
+    ("family", "address"), [(socket.AF_INET, "127.0.0.2"), (socket.AF_INET6, "::1")]
+)
+def test_listener_on_another_address_is_ignored(family, address):
+    with listening(family, address) as listener:
+        port = listener.getsockname()[1]
+
+        assert preview_health.listener_uids(port) == set()
 
 
 def test_bound_socket_is_no_listener():
@@ -30,13 +53,11 @@ def test_bound_socket_is_no_listener():
         assert preview_health.listener_uids(port) == set()
 
 
-def test_ipv6_listener_is_found():
-    with socket.socket(socket.AF_INET6) as listener:
-        try:
-            listener.bind(("::1", 0))
-        except OSError as error:
-            pytest.skip(f"no IPv6 loopback address: {error}")
-        listener.listen()
-        port = listener.getsockname()[1]
+# The tests listen on loopback only, so the wildcard addresses are checked as the kernel
+# prints them, which is the same in either byte order.
+@pytest.mark.parametrize(("field", "address"), [("0" * 8, "0.0.0.0"), ("0" * 32, "::")])  # noqa: S104
+def test_wildcard_listener_counts(field, address):
+    parsed = preview_health.local_address(field)
 
-        assert preview_health.listener_uids(port) == {os.getuid()}
+    assert str(parsed) == address
+    assert parsed in preview_health.LOOPBACK_LISTENERS

@@ -11,8 +11,8 @@ description:
   - Fails at once when a unit enters the failed state, which a unit that keeps exiting at
     start reaches through its start rate limit, and otherwise when I(timeout) runs out.
     The failure carries the last lines of the unit's journal.
-  - Fails at once when a process of another user listens on a service's port, so that
-    a service of another preview never passes for this one.
+  - Fails at once when a process of another user listens where nginx connects to a service
+    (127.0.0.1 and its port), so that a service of another preview never passes for this one.
 options:
   preview:
     description: Preview identity; unit names are <preview>-<service>.service.
@@ -37,7 +37,9 @@ options:
     default: 60
 """
 
+import ipaddress
 import pwd
+import struct
 import subprocess
 import time
 import urllib.error
@@ -49,6 +51,12 @@ JOURNAL_LINES = 40
 # The socket tables of the kernel, one line per socket.
 SOCKET_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 TCP_LISTEN = "0A"
+# Local addresses of a listener that takes connections to 127.0.0.1, where nginx and this
+# check connect. An IPv6 socket on "::" counts, since only an IPV6_V6ONLY one would not.
+LOOPBACK_LISTENERS = frozenset(
+    ipaddress.ip_address(address)
+    for address in ("127.0.0.1", "0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:0.0.0.0")  # noqa: S104
+)
 
 
 def unit_state(unit):
@@ -70,8 +78,14 @@ def answers(port, path):
         return False
 
 
+def local_address(field):
+    """Parse an address of /proc/net/tcp or tcp6: 32-bit words in hex, in host byte order."""
+    words = [int(field[start : start + 8], 16) for start in range(0, len(field), 8)]
+    return ipaddress.ip_address(b"".join(struct.pack("=I", word) for word in words))
+
+
 def listener_uids(port):
-    """Return the users whose sockets listen on the TCP port, on any local address."""
+    """Return the users whose sockets listen on 127.0.0.1 and the TCP port."""
     uids = set()
     for table in SOCKET_TABLES:
         try:
@@ -79,8 +93,12 @@ def listener_uids(port):
                 next(lines, None)
                 for line in lines:
                     fields = line.split()
-                    local_port = int(fields[1].rsplit(":", 1)[1], 16)
-                    if local_port == port and fields[3] == TCP_LISTEN:
+                    address, local_port = fields[1].split(":")
+                    if (
+                        int(local_port, 16) == port
+                        and fields[3] == TCP_LISTEN
+                        and local_address(address) in LOOPBACK_LISTENERS
+                    ):
                         uids.add(int(fields[7]))
         except FileNotFoundError:
             # No IPv6 on this host.
@@ -153,7 +171,7 @@ def main():
                 owners = ", ".join(sorted(owner_name(other) for other in foreign))
                 module.fail_json(
                     msg=f"port {service['port']} of {unit} is held by a process of {owners}, "
-                    f"not of {params['user']}; its journal:\n" + journal(unit),
+                    f"not of {params['user']}",
                     unit=unit,
                 )
             if state == "active" and answers(service["port"], service["path"]):
