@@ -302,9 +302,22 @@ def test_ref_lock_of_a_killed_git_blocks_no_run(host):
     assert served(host, number) == newer
 
     host.run(*plant_lock)
+    # Shared by all previews, so removed only once it is too old to belong to a live git.
+    host.run("touch", "--date=-2 minutes", f"{STORE}/packed-refs.lock")
     ident = host.deliver("closed", number, newer)
     assert host.wait(ident) == "successful", host.stdout(ident)[-3000:]
     assert host.run("sh", "-c", f"ls {STORE}/refs/pull/{number} 2>/dev/null || true") == ""
+    assert host.sandbox.run(["test", "-e", f"{STORE}/packed-refs.lock"]).returncode == 1
+
+
+def test_unpublished_pull_request_fails_with_git_reason(host):
+    number = 77
+    sha = "7" * 40
+    ident = host.deliver("opened", number, sha)
+
+    assert host.wait(ident) == "failed"
+    preview = host.previews()[number]
+    assert "couldn't find remote ref refs/pull/77/head" in preview["reason"]
 
 
 def test_reconcile_marks_a_killed_hand_run(host):
