@@ -452,7 +452,7 @@ def _preview_facts(job_events: Path) -> dict[str, Any] | None:
             # Events of a run in progress stay readable by root only until it ends.
             continue
         except FileNotFoundError:
-            # ansible-runner renames an event file while a run goes on.
+            # ansible-runner renames event files while the run is in progress.
             continue
         except (OSError, json.JSONDecodeError) as error:
             logger.warning("skipping unreadable event %s: %s", path, error)

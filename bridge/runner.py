@@ -35,10 +35,10 @@ class UnsafeText(str):
 
 
 def unsafe(value: str) -> str:
-    """Mark a forge string as never to be templated.
+    """Return the forge string marked so that Ansible never templates it.
 
-    An empty one stays plain: Ansible loads an empty `!unsafe` scalar as None, which the
-    registry would record as "None".
+    An empty string stays plain, because Ansible loads an empty `!unsafe` scalar as None,
+    which the registry would record as "None".
     """
     return UnsafeText(value) if value else value
 
