@@ -319,22 +319,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_request(settings: Settings, request: PreviewRequest, ident: str) -> int:
     # One run per preview at a time, started by the bridge, by root or by both.
+    artifacts = settings.runner_dir / "artifacts"
+    preview_id = settings.preview_id(request.number)
     with preview_lock(settings, request.number):
-        interrupted.mark_earlier_runs(
-            settings.runner_dir / "artifacts", settings.preview_id(request.number)
-        )
+        interrupted.mark_earlier_runs(artifacts, preview_id)
+        repair = interrupted.interrupted_since_success(artifacts, preview_id, ident)
         admission_error = capacity.admit(settings, request)
-        status = run_playbook(settings, request, ident, admission_error)
+        status = run_playbook(settings, request, ident, admission_error, repair)
     share_artifacts(settings, ident)
     if request.action != "cleanup":
         # A cleanup removes the preview's logs and hosts, so its own log would be unreachable.
-        logs.publish(
-            settings.runner_dir / "artifacts",
-            settings.logs_dir,
-            settings.data_dir / "tokens",
-            settings.preview_id(request.number),
-            ident,
-        )
+        logs.publish(artifacts, settings.logs_dir, settings.data_dir / "tokens", preview_id, ident)
     registry.rotate(
         settings.runner_dir, settings.requests_dir, settings.keep_runs, settings.logs_dir
     )

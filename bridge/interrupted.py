@@ -156,6 +156,33 @@ def mark_earlier_runs(artifacts: Path, preview_id: str) -> None:
         logger.warning("cannot mark the interrupted runs of %s: %s", preview_id, error)
 
 
+def interrupted_since_success(artifacts: Path, preview_id: str, ident: str) -> bool:
+    """Return whether a run of the preview was canceled after its last successful run.
+
+    A killed run may have changed a vhost, a unit file or the current release without
+    applying the change, and the next run, finding the files as it wants them, would not
+    apply it either. Idents start with their start time, so they sort as the runs started.
+    """
+    marker = f"_{preview_id}_"
+    try:
+        names = sorted(
+            (name for name in os.listdir(artifacts) if marker in name and name != ident),
+            reverse=True,
+        )
+    except FileNotFoundError:
+        return False
+    for name in names:
+        try:
+            status = (artifacts / name / "status").read_text().strip()
+        except FileNotFoundError:
+            continue
+        if status == CANCELED:
+            return True
+        if status == "successful":
+            return False
+    return False
+
+
 def main(argv: list[str]) -> int:
     """Mark the run argv[0] as canceled if it has no status; its unit's processes are gone.
 

@@ -86,16 +86,23 @@ def extra_vars(settings: Settings, request: PreviewRequest, ident: str) -> dict[
 
 
 def write_request(
-    settings: Settings, request: PreviewRequest, ident: str, admission_error: str = ""
+    settings: Settings,
+    request: PreviewRequest,
+    ident: str,
+    admission_error: str = "",
+    repair: bool = False,
 ) -> Path:
     """Persist the request as the run's extra-vars file, readable by root only.
 
     A deploy that capacity admission rejected carries the reason, and its playbook fails
-    with it.
+    with it. A run after an interrupted one has `preview_repair` set, so it reloads nginx
+    and restarts the services even where it finds nothing to change.
     """
     variables = extra_vars(settings, request, ident)
     if admission_error:
         variables["preview_admission_error"] = unsafe(admission_error)
+    if repair:
+        variables["preview_repair"] = True
     return _write_extra_vars(settings, variables, ident)
 
 
@@ -110,10 +117,14 @@ def _write_extra_vars(settings: Settings, variables: dict[str, Any], ident: str)
 
 
 def run_playbook(
-    settings: Settings, request: PreviewRequest, ident: str, admission_error: str = ""
+    settings: Settings,
+    request: PreviewRequest,
+    ident: str,
+    admission_error: str = "",
+    repair: bool = False,
 ) -> str:
     """Run the request's playbook to the end and return ansible-runner's status."""
-    extra_vars_file = write_request(settings, request, ident, admission_error)
+    extra_vars_file = write_request(settings, request, ident, admission_error, repair)
     logger.info("run %s started: %s of PR %s", ident, request.action, request.number)
     return _run(settings, PLAYBOOKS[request.action], extra_vars_file, ident)
 

@@ -97,6 +97,19 @@ def test_admission_error_is_never_templated(tmp_path):
     assert "preview_admission_error" not in write_request(settings, request, "run-4").read_text()
 
 
+def test_repair_is_set_only_after_an_interrupted_run(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    request = PreviewRequest(action="deploy", number=3, sha="a" * 40)
+
+    repairing = DataLoader().load_from_file(
+        str(write_request(settings, request, "r6", repair=True))
+    )
+    plain = DataLoader().load_from_file(str(write_request(settings, request, "r7")))
+
+    assert repairing["preview_repair"] is True
+    assert "preview_repair" not in plain
+
+
 def test_every_run_action_has_a_playbook():
     project = Path(__file__).parents[2]
 

@@ -193,3 +193,30 @@ def test_interrupted_cleanup_keeps_the_preview(tmp_path):
 
     [preview] = registry.list_previews(tmp_path)
     assert preview.status == "active"
+
+
+THIRD = "20260103T000000000000Z_demo-pr1_deploy_000004"
+NOW = "20260104T000000000000Z_demo-pr1_deploy_000005"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ([], False),
+        (["successful"], False),
+        (["canceled"], True),
+        (["canceled", "failed"], True),
+        (["canceled", "successful"], False),
+        (["successful", "canceled", "failed"], True),
+    ],
+    ids=["none", "success", "canceled", "failed-after", "success-after", "success-before"],
+)
+def test_interrupted_since_success(tmp_path, statuses, expected):
+    for ident, status in zip([FIRST, SECOND, THIRD], statuses, strict=False):
+        runner_run(tmp_path, ident, status)
+    runner_run(tmp_path, OTHER, "canceled")
+    runner_run(tmp_path, NOW)
+
+    found = interrupted.interrupted_since_success(tmp_path / "artifacts", "demo-pr1", NOW)
+
+    assert found is expected
