@@ -73,7 +73,7 @@ def test_update_killed_after_the_unit_files(host):
 
 
 def test_crashing_release_killed_in_its_health_check(host):
-    number = 81
+    number = 95
     good = host.open(number, "Good release")
     crashing = host.push(number, "Crash web", {"CRASH_ON_START": "web"})
     ident = host.deliver("synchronize", number, crashing)
@@ -88,7 +88,7 @@ def test_crashing_release_killed_in_its_health_check(host):
 
 
 def test_cleanup_killed_before_the_nginx_reload(host):
-    number = 82
+    number = 96
     sha = host.open(number, "Closed twice")
     ident = host.deliver("closed", number, sha)
     kill_at_task(host, ident, "preview_nginx : Find vhost backups that an interrupted run left")

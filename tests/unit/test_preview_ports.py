@@ -53,7 +53,7 @@ def test_allocate_pool_exhausted():
         allocate("demo-pr1", ["web", "api"], reservations, {40001}, 40000, 40001)
 
 
-def test_listening_ports_sees_a_bound_socket():
+def test_ports_in_use_include_listeners():
     import socket
 
     with socket.socket() as server:
@@ -61,4 +61,16 @@ def test_listening_ports_sees_a_bound_socket():
         server.listen()
         port = server.getsockname()[1]
 
-        assert port in preview_ports.listening_ports()
+        assert port in preview_ports.ports_in_use()
+
+
+def test_ports_in_use_include_a_connection_local_port():
+    import socket
+
+    with socket.socket() as server, socket.socket() as client:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        client.connect(server.getsockname())
+        port = client.getsockname()[1]
+
+        assert port in preview_ports.ports_in_use()

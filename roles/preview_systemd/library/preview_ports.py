@@ -9,7 +9,7 @@ short_description: Reserve one port per service of a preview from a pool
 description:
   - Keeps one reservation file per preview in I(directory), written under a lock, so that
     concurrent runs never hand out the same port.
-  - A port is free when no preview has reserved it and no socket listens on it.
+  - A port is free when no preview has reserved it and no socket uses it as its local port.
   - A service that already has a reservation keeps its port.
 options:
   preview:
@@ -57,20 +57,21 @@ from ansible.module_utils.basic import AnsibleModule
 
 PREVIEW = re.compile(r"^[a-z][a-z0-9]{0,19}-pr[0-9]{1,7}$")
 SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-TCP_LISTEN = "0A"
 
 
-def listening_ports():
-    """Return the TCP ports that have a listening socket on any address."""
+def ports_in_use():
+    """Return the local TCP ports of every socket, listening or not, on any address.
+
+    The pool may overlap the ephemeral ports, and a connection that holds one, even in
+    TIME_WAIT, makes a service's listen on it fail with EADDRINUSE.
+    """
     ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as handle:
                 next(handle)
                 for line in handle:
-                    fields = line.split()
-                    if fields[3] == TCP_LISTEN:
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+                    ports.add(int(line.split()[1].rsplit(":", 1)[1], 16))
         except FileNotFoundError:
             continue
     return ports
@@ -155,7 +156,7 @@ def main():
                 preview,
                 params["services"],
                 reservations,
-                listening_ports(),
+                ports_in_use(),
                 params["range_start"],
                 params["range_end"],
             )
