@@ -1,16 +1,14 @@
 """The health check's view of who listens on a port, read from the kernel's socket tables."""
 
-import importlib.util
 import os
 import socket
-from pathlib import Path
 
 import pytest
 
-MODULE = Path(__file__).parents[2] / "roles/preview_systemd/library/preview_health.py"
-spec = importlib.util.spec_from_file_location("preview_health", MODULE)
-preview_health = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(preview_health)
+from tests.unit.role_modules import load, load_util
+
+preview_health = load("preview_systemd", "preview_health")
+preview_sockets = load_util("preview_systemd", "preview_sockets")
 
 
 def listening(family: int, address: str) -> socket.socket:
@@ -57,7 +55,7 @@ def test_bound_socket_is_no_listener():
 # prints them, which is the same in either byte order.
 @pytest.mark.parametrize(("field", "address"), [("0" * 8, "0.0.0.0"), ("0" * 32, "::")])  # noqa: S104
 def test_wildcard_listener_counts(field, address):
-    parsed = preview_health.local_address(field)
+    parsed = preview_sockets.local_address(field)
 
     assert str(parsed) == address
     assert parsed in preview_health.LOOPBACK_LISTENERS

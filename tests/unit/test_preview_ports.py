@@ -1,12 +1,8 @@
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-MODULE = Path(__file__).parents[2] / "roles/preview_systemd/library/preview_ports.py"
-spec = importlib.util.spec_from_file_location("preview_ports", MODULE)
-preview_ports = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(preview_ports)
+from tests.unit.role_modules import load
+
+preview_ports = load("preview_systemd", "preview_ports")
 allocate = preview_ports.allocate
 
 

@@ -39,18 +39,15 @@ options:
 
 import ipaddress
 import pwd
-import struct
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.preview_sockets import TCP_LISTEN, tcp_sockets
 
 JOURNAL_LINES = 40
-# The socket tables of the kernel, one line per socket.
-SOCKET_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
-TCP_LISTEN = "0A"
 # Local addresses of a listener that takes connections to 127.0.0.1, where nginx and this
 # check connect. An IPv6 socket on "::" counts, since only an IPV6_V6ONLY one would not.
 LOOPBACK_LISTENERS = frozenset(
@@ -78,32 +75,13 @@ def answers(port, path):
         return False
 
 
-def local_address(field):
-    """Parse an address of /proc/net/tcp or tcp6: 32-bit words in hex, in host byte order."""
-    words = [int(field[start : start + 8], 16) for start in range(0, len(field), 8)]
-    return ipaddress.ip_address(b"".join(struct.pack("=I", word) for word in words))
-
-
 def listener_uids(port):
     """Return the users whose sockets listen on 127.0.0.1 and the TCP port."""
-    uids = set()
-    for table in SOCKET_TABLES:
-        try:
-            with open(table, encoding="ascii") as lines:
-                next(lines, None)
-                for line in lines:
-                    fields = line.split()
-                    address, local_port = fields[1].split(":")
-                    if (
-                        int(local_port, 16) == port
-                        and fields[3] == TCP_LISTEN
-                        and local_address(address) in LOOPBACK_LISTENERS
-                    ):
-                        uids.add(int(fields[7]))
-        except FileNotFoundError:
-            # No IPv6 on this host.
-            continue
-    return uids
+    return {
+        uid
+        for address, local_port, state, uid in tcp_sockets()
+        if local_port == port and state == TCP_LISTEN and address in LOOPBACK_LISTENERS
+    }
 
 
 def owner_name(uid):

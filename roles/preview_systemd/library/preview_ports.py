@@ -54,6 +54,7 @@ import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.preview_sockets import tcp_sockets
 
 PREVIEW = re.compile(r"^[a-z][a-z0-9]{0,19}-pr[0-9]{1,7}$")
 SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -62,19 +63,10 @@ SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 def ports_in_use():
     """Return the local TCP ports of every socket, listening or not, on any address.
 
-    The pool may overlap the ephemeral ports, and a connection that holds one, even in
-    TIME_WAIT, makes a service's listen on it fail with EADDRINUSE.
+    The pool may overlap the ephemeral ports, and a connection that uses one as its local
+    port, even in TIME_WAIT, makes a service's listen on that port fail with EADDRINUSE.
     """
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as handle:
-                next(handle)
-                for line in handle:
-                    ports.add(int(line.split()[1].rsplit(":", 1)[1], 16))
-        except FileNotFoundError:
-            continue
-    return ports
+    return {port for _, port, _, _ in tcp_sockets()}
 
 
 def read_reservations(directory):
