@@ -44,17 +44,23 @@ RUN_UNIT_PREFIX = "previews-run-"
 LIVE_UNIT_STATES = frozenset({"active", "activating", "deactivating", "reloading", "refreshing"})
 
 
-def unfinished_runs(artifacts: Path, preview_id: str | None = None) -> list[Path]:
-    """Return the run folders without a status file, of one preview or of all."""
+def run_folders(artifacts: Path, preview_id: str | None = None) -> list[Path]:
+    """Return the run folders of one preview or of all, oldest first.
+
+    Idents start with the run's start time, so their order is the order the runs started.
+    """
     try:
         folders = sorted(artifacts.iterdir())
     except FileNotFoundError:
         return []
     marker = f"_{preview_id}_" if preview_id else ""
+    return [folder for folder in folders if marker in folder.name and folder.is_dir()]
+
+
+def unfinished_runs(artifacts: Path, preview_id: str | None = None) -> list[Path]:
+    """Return the run folders without a status file, of one preview or of all."""
     return [
-        folder
-        for folder in folders
-        if marker in folder.name and folder.is_dir() and not (folder / "status").exists()
+        folder for folder in run_folders(artifacts, preview_id) if not (folder / "status").exists()
     ]
 
 
@@ -161,19 +167,13 @@ def interrupted_since_success(artifacts: Path, preview_id: str, ident: str) -> b
 
     A killed run may have changed a vhost, a unit file or the current release without
     applying the change, and the next run, finding the files as it wants them, would not
-    apply it either. Idents start with their start time, so they sort as the runs started.
+    apply it either. The run ident is the caller's own run, which is left out.
     """
-    marker = f"_{preview_id}_"
-    try:
-        names = sorted(
-            (name for name in os.listdir(artifacts) if marker in name and name != ident),
-            reverse=True,
-        )
-    except FileNotFoundError:
-        return False
-    for name in names:
+    for folder in reversed(run_folders(artifacts, preview_id)):
+        if folder.name == ident:
+            continue
         try:
-            status = (artifacts / name / "status").read_text().strip()
+            status = (folder / "status").read_text().strip()
         except FileNotFoundError:
             continue
         if status == CANCELED:
