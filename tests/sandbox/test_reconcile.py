@@ -10,6 +10,7 @@ import pytest
 from bridge import demo, origin
 from tests.sandbox.conftest import ARTIFACTS, wait_until
 from tests.sandbox.test_operations import bridge_idle, leftovers, run_started, served
+from tests.sandbox.test_stale import runs_of
 
 pytestmark = pytest.mark.sandbox
 
@@ -86,11 +87,11 @@ def runs_idle(host) -> bool:
     return bridge_idle(host) and not units.strip()
 
 
-def runs_of(host, number: int) -> str:
+def describe_runs(host, number: int) -> str:
     """Describe the preview's runs, with the end of each log, for a failed assertion."""
-    history = json.loads(cli(host, "history", str(number), "--json").stdout or "[]")
     return "\n".join(
-        f"{run['ident']} {run['status']}:\n{host.stdout(run['ident'])[-2000:]}" for run in history
+        f"{run['ident']} {run['status']}:\n{host.stdout(run['ident'])[-2000:]}"
+        for run in runs_of(host, number)
     )
 
 
@@ -281,14 +282,14 @@ def test_killed_bridge_and_run_unit(host):
     wait_until(lambda: runs_idle(host), timeout=240)
     assert host.run("cat", str(ARTIFACTS / answer["run"] / "status")) == "canceled"
     assert deploying(host) == []
-    assert served(host, number) == sha, runs_of(host, number)
+    assert served(host, number) == sha, describe_runs(host, number)
 
     newer = host.push(number, "After the bridge came back", {"BUILD_DELAY": None})
     assert host.wait(host.deliver("synchronize", number, newer)) == "successful"
     assert newer in host.get(url(number), headers={"X-Preview-Token": host.token(number)}).text
 
 
-def test_ref_lock_of_a_killed_git_blocks_no_run(host):
+def test_stale_ref_lock_is_removed(host):
     number = 76
     first = host.open(number, "Before the killed fetch")
     # What git leaves in the store when it is killed while it updates the PR's ref.

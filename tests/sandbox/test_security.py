@@ -377,21 +377,21 @@ def test_operator_rule(host, argv, expected):
     assert result.returncode == expected, result.stdout + result.stderr
 
 
-# A server that answers 200 to every GET, as a hostile preview's service would.
+# A server that returns 200 to every GET, as a hostile preview's service would.
 ROGUE_SERVER = """
 import http.server, sys
 
-class Answer(http.server.BaseHTTPRequestHandler):
+class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"rogue\\n")
 
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Answer).serve_forever()
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
 
-def test_port_held_by_another_preview_fails_the_deploy(host, pair):
+def test_foreign_port_owner_fails_deploy(host, pair):
     number = 15
     host.open(number, "Before its port was taken")
     port = json.loads(host.run("cat", "/var/lib/pr-previews/ports/demo-pr15.json"))["web"]
@@ -407,20 +407,20 @@ def test_port_held_by_another_preview_fails_the_deploy(host, pair):
     host.run("systemd-run", *rogue, "/usr/bin/python3", "-c", ROGUE_SERVER, str(port))
     try:
         wait_until(lambda: f":{port} " in host.run("ss", "--listening", "--tcp", "--numeric"))
-        taken = host.push(number, "While its port is taken")
-        ident = host.deliver("synchronize", number, taken)
+        blocked_sha = host.push(number, "While its port is taken")
+        ident = host.deliver("synchronize", number, blocked_sha)
 
         assert host.wait(ident) == "failed"
-        message = f"port {port} of demo-pr15-web.service is held by a process of demo-pr11"
+        message = f"port {port} of demo-pr15-web.service is in use by a process of demo-pr11"
         assert message in host.stdout(ident)
     finally:
         host.run("systemctl", "stop", "rogue-listener.service")
 
-    freed = host.push(number, "After its port was freed")
-    ident = host.deliver("synchronize", number, freed)
+    freed_sha = host.push(number, "After its port was freed")
+    ident = host.deliver("synchronize", number, freed_sha)
     assert host.wait(ident) == "successful", host.stdout(ident)[-3000:]
     assert (
-        freed
+        freed_sha
         in host.get(
             f"https://pr-{number}.previews.test:8443/",
             headers={"X-Preview-Token": host.token(number)},

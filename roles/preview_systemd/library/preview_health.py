@@ -148,8 +148,8 @@ def main():
             if foreign:
                 owners = ", ".join(sorted(owner_name(other) for other in foreign))
                 module.fail_json(
-                    msg=f"port {service['port']} of {unit} is held by a process of {owners}, "
-                    f"not of {params['user']}",
+                    msg=f"port {service['port']} of {unit} is in use by a process of {owners}, "
+                    f"not of {params['user']}; stop that process, then deploy again",
                     unit=unit,
                 )
             if state == "active" and answers(service["port"], service["path"]):
